@@ -1,0 +1,109 @@
+"""A small synthetic sound-classification dataset generated on the fly (no download).
+
+Six distinguishable sound classes, 4 folds, 1 s clips at 16 kHz (so the pipeline's resampler runs too).
+Generation is deterministic: the same version and seed always give bit-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+from audiobench.cachedir import cache_subdir
+from audiobench.datasets.base import Clip, DatasetIndex
+
+VERSION = 1
+SAMPLE_RATE = 16000
+CLIP_SECONDS = 1.0
+FOLDS = 4
+CLIPS_PER_CLASS_AND_FOLD = 5
+
+Generator = Callable[[np.random.Generator, np.ndarray], np.ndarray]
+
+
+def _tone(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    return np.sin(2 * np.pi * rng.uniform(300, 3000) * t)
+
+
+def _chirp(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    start, stop = rng.uniform(200, 800), rng.uniform(3000, 7000)
+    return np.sin(2 * np.pi * (start * t + (stop - start) * t**2 / (2 * t[-1])))
+
+
+def _noise_bursts(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    gate = (np.sin(2 * np.pi * rng.uniform(2, 6) * t + rng.uniform(0, np.pi)) > 0.3).astype(float)
+    return rng.standard_normal(len(t)) * gate
+
+
+def _clicks(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    signal = np.zeros(len(t))
+    period = int(SAMPLE_RATE / rng.uniform(8, 30))
+    signal[rng.integers(0, period)::period] = 1.0
+    return np.convolve(signal, np.hanning(32), mode="same")
+
+
+def _am_tone(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    carrier = np.sin(2 * np.pi * rng.uniform(500, 2000) * t)
+    return carrier * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(5, 15) * t))
+
+
+def _harmonic(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    f0 = rng.uniform(100, 300)
+    return sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 9))
+
+
+CLASSES: dict[str, Generator] = {
+    "tone": _tone, "chirp": _chirp, "noise_bursts": _noise_bursts,
+    "clicks": _clicks, "am_tone": _am_tone, "harmonic": _harmonic,
+}
+
+
+def _render(class_index: int, take: int, fold: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, class_index, fold, take])
+    t = np.arange(int(SAMPLE_RATE * CLIP_SECONDS)) / SAMPLE_RATE
+    signal = list(CLASSES.values())[class_index](rng, t)
+    signal = signal / (np.abs(signal).max() + 1e-9) * rng.uniform(0.2, 0.8)
+    signal = signal + rng.standard_normal(len(t)) * rng.uniform(0.01, 0.05)
+    return signal.astype(np.float32)
+
+
+def generate(root: Path, seed: int = 0) -> None:
+    """Write the dataset under ``root`` (wav files + ``meta.json``); files appear atomically."""
+    audio = root / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for class_index, name in enumerate(CLASSES):
+        for fold in range(1, FOLDS + 1):
+            for take in range(CLIPS_PER_CLASS_AND_FOLD):
+                file_name = f"{fold}-{name}-{take}.wav"
+                target = audio / file_name
+                if not target.exists():
+                    partial = audio / (file_name + ".part")
+                    sf.write(partial, _render(class_index, take, fold, seed), SAMPLE_RATE,
+                             subtype="PCM_16", format="WAV")
+                    os.replace(partial, target)
+                rows.append({"filename": file_name, "fold": fold, "target": class_index, "category": name})
+    meta = {"version": VERSION, "seed": seed, "sample_rate": SAMPLE_RATE, "classes": list(CLASSES), "clips": rows}
+    partial_meta = root / "meta.json.part"
+    partial_meta.write_text(json.dumps(meta, indent=1))
+    os.replace(partial_meta, root / "meta.json")
+
+
+def load_synthetic(data_dir: Path | None = None, download: bool = False, seed: int = 0) -> DatasetIndex:
+    """Index the synthetic dataset, generating it first if needed (``download`` is ignored)."""
+    root = Path(data_dir) if data_dir is not None else cache_subdir("datasets") / f"synthetic-v{VERSION}-seed{seed}"
+    if not (root / "meta.json").is_file():
+        generate(root, seed)
+    meta = json.loads((root / "meta.json").read_text())
+    clips = [Clip(clip_id=r["filename"], path=root / "audio" / r["filename"], label=r["target"], fold=r["fold"])
+             for r in meta["clips"]]
+    expected: dict[int, int] = {}
+    for clip in clips:
+        expected[clip.fold] = expected.get(clip.fold, 0) + 1
+    return DatasetIndex(name="synthetic", classes=meta["classes"], clips=clips,
+                        expected_per_fold=dict(sorted(expected.items())), clip_seconds=CLIP_SECONDS)

@@ -1,0 +1,84 @@
+"""The model adapter contract every audiobench model implements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from audiobench.models.cards import ModelCard
+
+
+class AudioModel(nn.Module):
+    """A model as the rest of audiobench sees it.
+
+    ``network`` is the torch module whose ``state_dict`` follows the official checkpoint layout;
+    the adapter adds the front-end and the small glue around it. Waveforms are mono float tensors
+    ``[B, N]`` at :attr:`sample_rate`.
+    """
+
+    def __init__(self, card: ModelCard, network: nn.Module | None) -> None:
+        super().__init__()
+        self.card = card
+        self.network = network
+        self.checkpoint_sha256: str | None = None  # set when weights are loaded
+        self.checkpoint_path: str | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.card.sample_rate
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.card.embedding_dim
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings ``[B, D]``."""
+        raise NotImplementedError
+
+    def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Outputs of the pretrained head ``[B, num_classes]`` (before the output activation)."""
+        raise NotImplementedError(f"model {self.card.name!r} has no pretrained classification head")
+
+    def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Head outputs after the card's output activation (sigmoid or softmax)."""
+        logits = self.logits(waveforms)
+        if self.card.output_activation == "softmax":
+            return logits.softmax(dim=-1)
+        return logits.sigmoid()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines this model's embeddings (used as the embedding cache key)."""
+        return {
+            "model": self.card.name,
+            "config": self.card.config,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "frontend": self.frontend_config(),
+        }
+
+    def frontend_config(self) -> dict[str, Any]:
+        """The front-end configuration (part of the fingerprint)."""
+        frontend = getattr(self, "frontend", None)
+        config = getattr(frontend, "config", None)
+        return config.to_dict() if config is not None else {}
+
+    def prepare_for_inference(self) -> "AudioModel":
+        """Eval mode, and channels_last weights on CPU (faster convolutions there)."""
+        self.eval()
+        if self.network is not None and self.device.type == "cpu":
+            self.network.to(memory_format=torch.channels_last)
+        return self
+
+    def num_parameters(self) -> int:
+        """Parameters of the network (BN running statistics excluded)."""
+        module = self.network if self.network is not None else self
+        return sum(p.numel() for p in module.parameters())

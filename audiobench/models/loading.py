@@ -1,0 +1,29 @@
+"""``load_model``: build a registered model and (optionally) load its weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audiobench.download import ProgressCallback
+from audiobench.models.base import AudioModel
+from audiobench.models.checkpoints import load_weights, resolve_checkpoint
+from audiobench.registry import MODELS
+
+
+def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool = False,
+               allow_download: bool = True, progress: ProgressCallback | None = None) -> AudioModel:
+    """Build model ``name``.
+
+    With ``checkpoint`` the weights come from that file; with ``pretrained=True`` the released weights
+    are taken from the cache or downloaded. Otherwise the network keeps its random initialisation
+    (as ``timm.create_model`` does by default). Weights are loaded strictly.
+    """
+    entry = MODELS.entry(name)
+    card = entry.info
+    model: AudioModel = entry.load()(card)
+    if model.network is not None and (checkpoint is not None or pretrained):
+        path = resolve_checkpoint(card, Path(checkpoint) if checkpoint else None, allow_download, progress)
+        prefix = card.checkpoint.key_prefix if card.checkpoint else ""
+        model.checkpoint_sha256 = load_weights(model.network, path, prefix)
+        model.checkpoint_path = str(path)
+    return model.prepare_for_inference()

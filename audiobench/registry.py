@@ -1,0 +1,133 @@
+"""Name -> factory registries for models, datasets, protocols and metrics.
+
+Entries point at their implementation with a lazy ``"package.module:attribute"`` string, so listing
+what is registered never imports torch or a model file. Another installed package adds entries
+without editing audiobench by declaring an entry point in one of the groups
+``audiobench.models``, ``audiobench.datasets``, ``audiobench.protocols`` or ``audiobench.metrics``:
+
+.. code-block:: toml
+
+    [project.entry-points."audiobench.models"]
+    my-model = "my_package.audiobench_plugin:MY_MODEL"   # a ModelSpec, or a factory callable
+
+An entry point may resolve to a :class:`RegistryEntry` (or anything with ``name``/``target``/``info``
+attributes such as :class:`audiobench.models.cards.ModelSpec`) or to a plain callable, which becomes
+the factory of an entry with that entry point's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from audiobench.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def import_target(target: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attribute.split(".") if attribute else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class RegistryEntry(Generic[T]):
+    """One registered name: a lazy target plus light metadata (``info``) shown by ``list``."""
+
+    name: str
+    target: str | Callable[..., T]
+    info: Any = None
+    source: str = "audiobench"
+
+    def load(self) -> Callable[..., T]:
+        """Return the factory, importing its module on first use."""
+        if isinstance(self.target, str):
+            self.target = import_target(self.target)
+        return self.target
+
+
+@dataclass
+class Registry(Generic[T]):
+    """A named collection of lazily imported factories of one kind."""
+
+    kind: str
+    entry_point_group: str
+    _entries: dict[str, RegistryEntry[T]] = field(default_factory=dict)
+    _plugins_loaded: bool = False
+
+    def register(self, name: str, target: str | Callable[..., T], info: Any = None,
+                 source: str = "audiobench") -> RegistryEntry[T]:
+        """Add ``name``; registering a name twice is an error (plugins cannot shadow built-ins)."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered by {self._entries[name].source}")
+        entry = RegistryEntry(name=name, target=target, info=info, source=source)
+        self._entries[name] = entry
+        return entry
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            obj = ep.load()
+            source = ep.dist.name if ep.dist is not None else ep.value
+            if hasattr(obj, "target") and hasattr(obj, "name"):
+                self.register(obj.name, obj.target, getattr(obj, "info", None), source=source)
+            else:
+                self.register(ep.name, obj, None, source=source)
+
+    def entry(self, name: str) -> RegistryEntry[T]:
+        """The entry registered as ``name``; unknown names get the list of known ones."""
+        self._load_plugins()
+        if name not in self._entries:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise UnknownNameError(
+                f"Unknown {self.kind} {name!r}.",
+                hint=f"Known {self.kind}s: {known}. Run `audiobench list {self.kind}s` for details.",
+            )
+        return self._entries[name]
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name`` (imported now)."""
+        return self.entry(name).load()
+
+    def names(self) -> list[str]:
+        """Sorted registered names, built-ins and plugins."""
+        self._load_plugins()
+        return sorted(self._entries)
+
+    def __iter__(self) -> Iterator[RegistryEntry[T]]:
+        return iter(self.entry(n) for n in self.names())
+
+    def __contains__(self, name: object) -> bool:
+        self._load_plugins()
+        return name in self._entries
+
+
+MODELS: Registry[Any] = Registry("model", "audiobench.models")
+DATASETS: Registry[Any] = Registry("dataset", "audiobench.datasets")
+PROTOCOLS: Registry[Any] = Registry("protocol", "audiobench.protocols")
+METRICS: Registry[Any] = Registry("metric", "audiobench.metrics")
+
+
+def _register_builtins() -> None:
+    # Imported here (light modules only: cards are plain data) to keep `audiobench list` fast.
+    from audiobench.models.catalog import builtin_model_specs
+
+    for spec in builtin_model_specs():
+        MODELS.register(spec.name, spec.target, spec.info)
+    DATASETS.register("esc50", "audiobench.datasets.esc50:load_esc50")
+    DATASETS.register("synthetic", "audiobench.datasets.synthetic:load_synthetic")
+    PROTOCOLS.register("linear-probe", "audiobench.protocols.probe:LinearProbe")
+    METRICS.register("accuracy", "audiobench.metrics:accuracy")
+    METRICS.register("mAP", "audiobench.metrics:mean_average_precision")
+
+
+_register_builtins()

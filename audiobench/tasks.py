@@ -1,0 +1,88 @@
+"""Task cards: one YAML file per task in the top-level ``tasks/`` directory.
+
+A card names the dataset, how it is split, the label type, the metric and the protocol defaults, so
+adding a task is adding a card. Extra card directories can be given in ``$AUDIOBENCH_TASKS_PATH``
+(``os.pathsep``-separated).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audiobench.errors import AudiobenchError, UnknownNameError
+from audiobench.resources import data_dir
+
+LABEL_TYPES = ("multiclass", "multilabel")
+SPLIT_TYPES = ("folds",)
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """A validated task card."""
+
+    name: str
+    description: str
+    dataset: str
+    label_type: str
+    metric: str
+    protocol: str
+    splits: dict[str, Any]
+    clip_seconds: float | None = None
+    protocol_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    homepage: str | None = None
+    license: str | None = None
+    path: str | None = None
+
+    @property
+    def folds(self) -> list[int]:
+        return list(self.splits.get("folds", []))
+
+
+def parse_card(data: dict[str, Any], path: Path) -> TaskCard:
+    """Validate a card's fields; errors name the file and the field."""
+    required = ("name", "description", "dataset", "label_type", "metric", "protocol", "splits")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise AudiobenchError(f"Task card {path} lacks the field(s) {', '.join(missing)}.")
+    if data["label_type"] not in LABEL_TYPES:
+        raise AudiobenchError(f"Task card {path}: label_type must be one of {LABEL_TYPES}.")
+    if data["splits"].get("type") not in SPLIT_TYPES:
+        raise AudiobenchError(f"Task card {path}: splits.type must be one of {SPLIT_TYPES}.")
+    known = set(TaskCard.__dataclass_fields__) - {"path"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise AudiobenchError(f"Task card {path} has unknown field(s) {', '.join(unknown)}.")
+    return TaskCard(**data, path=str(path))
+
+
+def card_dirs() -> list[Path]:
+    """Directories searched for task cards, built-in first."""
+    extra = [Path(p) for p in os.environ.get("AUDIOBENCH_TASKS_PATH", "").split(os.pathsep) if p]
+    return [data_dir("tasks"), *extra]
+
+
+def load_task_cards() -> dict[str, TaskCard]:
+    """All task cards by name."""
+    cards: dict[str, TaskCard] = {}
+    for directory in card_dirs():
+        for path in sorted(directory.glob("*.yaml")):
+            card = parse_card(yaml.safe_load(path.read_text()), path)
+            if card.name in cards:
+                raise AudiobenchError(f"Task {card.name!r} is defined twice ({cards[card.name].path} and {path}).")
+            cards[card.name] = card
+    return cards
+
+
+def get_task(name: str) -> TaskCard:
+    """The card of task ``name``."""
+    cards = load_task_cards()
+    if name not in cards:
+        raise UnknownNameError(f"Unknown task {name!r}.",
+                               hint=f"Known tasks: {', '.join(sorted(cards))}. Run `audiobench list tasks`.")
+    return cards[name]

@@ -56,6 +56,10 @@ class AudioModel(nn.Module):
             return logits.softmax(dim=-1)
         return logits.sigmoid()
 
+    def clip_probabilities(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[num_classes]`` for one whole clip ``[N]`` (models may segment it)."""
+        return self.probabilities(waveform.unsqueeze(0))[0]
+
     def fingerprint(self) -> dict[str, Any]:
         """What determines this model's embeddings (used as the embedding cache key)."""
         return {

@@ -1,0 +1,3 @@
+from audiobench.cli import main
+
+main()

@@ -1,0 +1,221 @@
+"""Command-line interface: parses arguments, calls the library, prints tables or JSON.
+
+Heavy modules (torch, models) are imported inside the commands that need them, so
+``audiobench list`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from audiobench.errors import AudiobenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Benchmark efficient audio models on audio tasks with official protocols.")
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Turn errors into one clear sentence plus a hint (JSON with --json), exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except AudiobenchError as error:
+            _fail(str(error), error.hint, kwargs.get("as_json", False))
+        except KeyboardInterrupt:
+            _fail("Interrupted.", "Run the same command again: finished embeddings are cached and reused.",
+                  kwargs.get("as_json", False), code=130)
+        except Exception as error:  # noqa: BLE001 - last resort: no traceback for users unless asked
+            if os.environ.get("AUDIOBENCH_DEBUG"):
+                raise
+            _fail(f"Unexpected {type(error).__name__}: {error}",
+                  "Set AUDIOBENCH_DEBUG=1 to see the traceback, and please report it.", kwargs.get("as_json", False))
+
+    return wrapper
+
+
+def _fail(message: str, hint: str | None, as_json: bool, code: int = 2) -> None:
+    if as_json:
+        _print_json({"error": message, "hint": hint})
+    err.print(f"[bold red]Error:[/] {message}", highlight=False)
+    if hint:
+        err.print(f"[yellow]What to do:[/] {hint}", highlight=False)
+    raise typer.Exit(code)
+
+
+class ListKind(str, Enum):
+    models = "models"
+    tasks = "tasks"
+
+
+def _model_rows() -> list[dict[str, Any]]:
+    from audiobench.registry import MODELS
+
+    rows = []
+    for entry in MODELS:
+        card = entry.info
+        row: dict[str, Any] = {"name": entry.name, "source": entry.source}
+        if card is not None:
+            row.update(card.to_dict())
+        rows.append(row)
+    return rows
+
+
+def _published_summary(row: dict[str, Any]) -> tuple[str, str, str]:
+    for number in row.get("published") or []:
+        if number["metric"] == "mAP" and number["task"] == "audioset":
+            return (f"{number['params_M']}", f"{number['macs_G']}", f"{number['value']:.3f}")
+    return ("-", "-", "-")
+
+
+@app.command("list")
+@reports_errors
+def list_command(kind: ListKind = typer.Argument(..., help="What to list."), as_json: bool = JsonOption) -> None:
+    """List registered models or tasks."""
+    if kind is ListKind.models:
+        rows = _model_rows()
+        if as_json:
+            return _print_json(rows)
+        table = Table(title="models (published numbers from leaderboards/published.yaml)")
+        for column in ("name", "family", "sample rate", "emb. dim", "params M", "MACs G", "AudioSet mAP", "checkpoint"):
+            table.add_column(column)
+        for row in rows:
+            checkpoint = (row.get("checkpoint") or {}).get("file_name", "-")
+            table.add_row(row["name"], row.get("family", "?"), str(row.get("sample_rate", "?")),
+                          str(row.get("embedding_dim", "?")), *_published_summary(row), checkpoint)
+        return out.print(table)
+    from audiobench.tasks import load_task_cards
+
+    cards = load_task_cards()
+    if as_json:
+        return _print_json([{k: v for k, v in vars(c).items()} for c in cards.values()])
+    table = Table(title="tasks (cards in tasks/)")
+    for column in ("name", "dataset", "labels", "metric", "protocol", "splits", "description"):
+        table.add_column(column)
+    for card in cards.values():
+        table.add_row(card.name, card.dataset, card.label_type, card.metric, card.protocol,
+                      f"{card.splits['type']} {card.folds}", card.description)
+    out.print(table)
+
+
+class RichReporter:
+    """Progress bars and status lines on stderr (stdout stays clean for --json)."""
+
+    def message(self, text: str) -> None:
+        err.print(text, highlight=False)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=False) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+
+def _parse_c(value: Optional[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if value == "auto":
+        return {"C": "auto"}
+    try:
+        return {"C": float(value)}
+    except ValueError as error:
+        raise AudiobenchError(f"--probe-c must be a number or 'auto', got {value!r}.") from error
+
+
+@app.command()
+@reports_errors
+def run(
+    task: str = typer.Option(..., "--task", "-t", help="Task name (see `audiobench list tasks`)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model name (see `audiobench list models`)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder (default: the cache)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights file (default: cache/download)."),
+    cv: Optional[int] = typer.Option(None, "--cv", help="Stratified K-fold CV over present clips (NON-official)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the CV shuffling and the probe."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto uses a GPU when there is one)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Clips per forward pass."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Audio decoding workers (default: CPUs-1, max 4)."),
+    output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the result record goes."),
+    download: bool = typer.Option(False, "--download", help="Download the dataset into the cache if missing."),
+    probe_c: Optional[str] = typer.Option(None, "--probe-c", help="Probe regularisation C, or 'auto' (inner CV)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Evaluate a model on a task and write a result record."""
+    from audiobench.runner import RunOptions, run as run_task
+
+    options = RunOptions(task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
+                         device=device, batch_size=batch_size, num_workers=workers, output_dir=output_dir,
+                         download=download, probe_options=_parse_c(probe_c))
+    record, path = run_task(options, RichReporter())
+    if as_json:
+        return _print_json({**{k: v for k, v in record.items() if k != "predictions"}, "record_path": str(path)})
+    _print_run_summary(record, path)
+
+
+def _print_run_summary(record: dict[str, Any], path: Path) -> None:
+    metric_name, metric = next(iter(record["metrics"].items()))
+    official = record["protocol"]["official"]
+    table = Table(title=f"{record['task']['name']} / {record['model']['name']}: {metric_name}")
+    table.add_column("split")
+    table.add_column(metric_name, justify="right")
+    for name, value in metric["per_split"].items():
+        table.add_row(name, f"{value:.4f}")
+    table.add_row("[bold]mean ± std[/]", f"[bold]{metric['mean']:.4f} ± {metric['std']:.4f}[/]")
+    out.print(table)
+    label = "official protocol" if official else "[bold yellow]NON-OFFICIAL protocol[/]"
+    out.print(f"{label}: {record['protocol']['splits']}")
+    out.print(f"record: {path}")
+
+
+@app.command()
+@reports_errors
+def predict(
+    file: Path = typer.Argument(..., help="Audio file."),
+    model: str = typer.Option(..., "--model", "-m", help="Model with a pretrained head."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights file (default: cache/download)."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many labels to show."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of class names (index, ..., display_name)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Top-k labels of the model's own pretrained head for one audio file."""
+    from audiobench.predict import predict_file
+
+    result = predict_file(file, model, checkpoint=checkpoint, top_k=top_k, labels=labels, device=device)
+    if as_json:
+        return _print_json(result)
+    if result["warning"]:
+        err.print(f"[yellow]{result['warning']}[/]", highlight=False)
+    table = Table(title=f"{file.name}: {model} ({result['activation']})")
+    for column in ("rank", "label", "score"):
+        table.add_column(column)
+    for rank, row in enumerate(result["top"], start=1):
+        table.add_row(str(rank), row["label"], f"{row['score']:.3f}")
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point for ``python -m audiobench``."""
+    app()

@@ -1,0 +1,60 @@
+"""Class names of pretrained heads (e.g. the 527 AudioSet labels), resolved like checkpoints."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from audiobench.cachedir import cache_subdir
+from audiobench.download import DownloadError, download
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A published list of class names."""
+
+    file_name: str
+    url: str
+    name_column: str
+
+
+LABEL_SETS: dict[str, LabelSet] = {
+    "audioset": LabelSet(
+        file_name="class_labels_indices.csv",
+        url="http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/class_labels_indices.csv",
+        name_column="display_name",
+    ),
+}
+
+
+def read_label_file(path: Path, name_column: str) -> list[str]:
+    """Class names in index order from a CSV file with an ``index`` column."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row[name_column] for row in sorted(rows, key=lambda r: int(r["index"]))]
+
+
+def resolve_labels(label_set: str, num_classes: int, explicit: Path | None = None,
+                   checkpoint: Path | None = None, allow_download: bool = True) -> tuple[list[str], str | None]:
+    """Class names for ``label_set`` and a warning (None when the real names were found).
+
+    Looks at ``explicit``, then next to the checkpoint, then in the cache, then downloads; when all
+    fail, names are ``class <i>`` and the warning says where to put the file.
+    """
+    info = LABEL_SETS[label_set]
+    cached = cache_subdir("labels") / f"{label_set}_{info.file_name}"
+    candidates = [explicit, checkpoint.parent / info.file_name if checkpoint else None, cached]
+    for candidate in candidates:
+        if candidate is not None and Path(candidate).is_file():
+            names = read_label_file(Path(candidate), info.name_column)
+            if len(names) == num_classes:
+                return names, None
+    if allow_download:
+        try:
+            return read_label_file(download(info.url, cached), info.name_column), None
+        except DownloadError:
+            pass
+    return [f"class {i}" for i in range(num_classes)], (
+        f"{label_set} class names not found offline; showing class indices. Download {info.url} to {cached} "
+        f"(or pass --labels PATH) to see names.")

@@ -1,0 +1,71 @@
+"""Train/test splits: the official folds of a task, or a (non-official) stratified K-fold CV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from audiobench.datasets.base import DatasetIndex
+from audiobench.errors import DatasetError, ProtocolError
+
+
+@dataclass(frozen=True)
+class Split:
+    """One train/test split (indices into the dataset's clip list)."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """The splits of a run and whether they are the task's official protocol."""
+
+    official: bool
+    description: str
+    splits: list[Split]
+
+
+def describe_missing(index: DatasetIndex, data_dir: str | None = None, show: int = 5) -> str:
+    """Sentence saying how many clips are present, which folds are complete and what is missing."""
+    present = index.present_per_fold()
+    per_fold = ", ".join(f"fold {f}: {present.get(f, 0)}/{n}" for f, n in index.expected_per_fold.items())
+    complete = ", ".join(str(f) for f in index.complete_folds()) or "none"
+    examples = ", ".join(index.missing[:show]) + (" ..." if len(index.missing) > show else "")
+    where = f" under {data_dir}" if data_dir else ""
+    return (f"{index.name} is incomplete{where}: {len(index.clips)} of {index.expected_total} clips present; "
+            f"complete folds: {complete} ({per_fold}); missing e.g. {examples}")
+
+
+def official_folds(index: DatasetIndex, folds: list[int], data_dir: str | None = None) -> SplitPlan:
+    """Leave-one-fold-out over the official folds; every clip of every fold must be present."""
+    if index.missing or set(index.complete_folds()) != set(folds):
+        raise DatasetError(
+            describe_missing(index, data_dir) + ".",
+            hint="Add the missing clips for the official protocol, or pass --cv K for a stratified K-fold "
+                 "cross-validation over the clips present (reported as non-official).",
+        )
+    fold_of = np.array([c.fold for c in index.clips])
+    splits = [Split(name=f"fold{f}", train=np.flatnonzero(fold_of != f), test=np.flatnonzero(fold_of == f))
+              for f in folds]
+    return SplitPlan(official=True, description=f"official {len(folds)}-fold leave-one-fold-out", splits=splits)
+
+
+def cross_validation(index: DatasetIndex, k: int, seed: int) -> SplitPlan:
+    """Stratified K-fold cross-validation over the clips present (shuffled with ``seed``)."""
+    labels = np.array([c.label for c in index.clips])
+    if k < 2:
+        raise ProtocolError(f"--cv needs at least 2 folds, got {k}.")
+    smallest = np.bincount(labels)[np.unique(labels)].min() if len(labels) else 0
+    if smallest < k:
+        raise ProtocolError(f"Stratified {k}-fold CV needs at least {k} clips per class; the smallest present "
+                            f"class has {smallest}.", hint="Use a smaller --cv K or add clips.")
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = [Split(name=f"cv{i + 1}", train=train, test=test)
+              for i, (train, test) in enumerate(folds.split(np.zeros(len(labels)), labels))]
+    description = (f"NON-OFFICIAL: stratified {k}-fold cross-validation (seed {seed}) over the "
+                   f"{len(labels)} clips present of {index.expected_total}")
+    return SplitPlan(official=False, description=description, splits=splits)

@@ -1,0 +1,116 @@
+"""Tests for the CP-Mobile DCASE23 scene classifier (audiobench.models.cpmobile)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audiobench.frontends import EfficientATMel
+from audiobench.models.cpmobile import (
+    CHECKPOINT_PREFIX,
+    CPMOBILE_CLASSES,
+    CPMOBILE_MEL_CONFIG,
+    DCASE23_MAX_PARAMS,
+    CPMobile,
+    load_cpmobile,
+    load_lightning_state_dict,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIX = SHARED / "fixtures" / "cpmobile"
+ARCH = FIX / "architecture.json"
+IO = FIX / "cpmobile_io.pt"
+CKPT = SHARED / "models" / "cpmobile_dcase23" / "cpmobile_tau22_c0a7nzin.ckpt"
+METRO_WAV = SHARED / "data" / "tau22" / "metro_station-paris.wav"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared reference file not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def io_fixture() -> dict:
+    return torch.load(_require(IO), weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def model() -> CPMobile:
+    return load_cpmobile(str(_require(CKPT)))
+
+
+def test_keys_shapes_and_param_count() -> None:
+    arch = json.loads(_require(ARCH).read_text())
+    net = CPMobile()
+    got = [(k, list(v.shape)) for k, v in net.state_dict().items()]
+    expected = [(k, list(shape)) for k, shape, _ in arch["state_dict"]]
+    assert got == expected
+    n_params = sum(p.numel() for p in net.parameters())
+    assert n_params == arch["params"] == 126_952
+    assert n_params <= DCASE23_MAX_PARAMS
+
+
+def test_output_shapes_random_weights() -> None:
+    net = CPMobile().eval()
+    with torch.no_grad():
+        logits, emb = net(torch.randn(3, 1, 256, 65))
+    assert logits.shape == (3, 10)
+    assert emb.shape == (3, net.embed_dim) == (3, 168)
+
+
+def test_constants_match_fixture(io_fixture: dict) -> None:
+    assert tuple(io_fixture["classes"]) == CPMOBILE_CLASSES
+    assert io_fixture["frontend_config"] == CPMOBILE_MEL_CONFIG.to_dict()
+    assert io_fixture["checkpoint_key_prefix"] == CHECKPOINT_PREFIX
+
+
+def test_frontend_matches_fixture(io_fixture: dict) -> None:
+    fe = EfficientATMel(CPMOBILE_MEL_CONFIG).eval()
+    with torch.no_grad():
+        mel = fe(io_fixture["waveform"])
+    assert mel.shape == io_fixture["mel"].shape == (2, 256, 64)
+    err = (mel - io_fixture["mel"]).abs().max().item()
+    assert err <= 1e-3, f"max abs mel error {err}"
+
+
+def test_lightning_checkpoint_strict_load() -> None:
+    sd = load_lightning_state_dict(str(_require(CKPT)))
+    net = CPMobile()
+    net.load_state_dict(sd, strict=True)
+    assert set(sd) == set(net.state_dict())
+
+
+def test_logits_match_fixture(model: CPMobile, io_fixture: dict) -> None:
+    with torch.no_grad():
+        logits, emb = model(io_fixture["mel"].unsqueeze(1))
+        logits_e2e, _ = model(EfficientATMel(CPMOBILE_MEL_CONFIG)(io_fixture["waveform"]).unsqueeze(1))
+    torch.testing.assert_close(logits, io_fixture["logits"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(logits_e2e, io_fixture["logits"], atol=1e-3, rtol=0)
+    # the classifier is affine in the pooled embedding: conv1x1 + eval BN
+    conv, bn = model.feed_forward[0], model.feed_forward[1]
+    lin = emb @ conv.weight.flatten(1).T
+    via_emb = (lin - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+    torch.testing.assert_close(via_emb, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_metro_station_clip(model: CPMobile) -> None:
+    sf = pytest.importorskip("soundfile")
+    soxr = pytest.importorskip("soxr")
+    x, sr = sf.read(str(_require(METRO_WAV)), dtype="float64")
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    y = soxr.resample(x, sr, 32000, quality="HQ").astype(np.float32)
+    segments = torch.from_numpy(y[: 10 * 32000].copy()).reshape(10, 32000)
+    fe = EfficientATMel(CPMOBILE_MEL_CONFIG).eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(fe(segments).unsqueeze(1))[0], dim=-1)
+    metro = CPMOBILE_CLASSES.index("metro_station")
+    assert (probs.argmax(dim=1) == metro).all()
+    mean = probs.mean(dim=0)
+    assert int(mean.argmax()) == metro
+    assert abs(float(mean[metro]) - 0.934) <= 0.02

@@ -14,9 +14,18 @@ from audiobench.download import DownloadError, download
 class LabelSet:
     """A published list of class names."""
 
-    file_name: str
-    url: str
-    name_column: str
+    file_name: str | None = None
+    url: str | None = None
+    name_column: str = "display_name"
+    names: tuple[str, ...] = ()  # for short label sets that are fixed facts
+
+
+#: TAU Urban Acoustic Scenes 2022 Mobile scene classes in alphabetical order (the order the
+#: DCASE baselines and CP-Mobile use).
+TAU22_SCENES: tuple[str, ...] = (
+    "airport", "bus", "metro", "metro_station", "park", "public_square",
+    "shopping_mall", "street_pedestrian", "street_traffic", "tram",
+)
 
 
 LABEL_SETS: dict[str, LabelSet] = {
@@ -25,6 +34,7 @@ LABEL_SETS: dict[str, LabelSet] = {
         url="http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/class_labels_indices.csv",
         name_column="display_name",
     ),
+    "tau22": LabelSet(names=TAU22_SCENES),
 }
 
 
@@ -43,6 +53,8 @@ def resolve_labels(label_set: str, num_classes: int, explicit: Path | None = Non
     fail, names are ``class <i>`` and the warning says where to put the file.
     """
     info = LABEL_SETS[label_set]
+    if info.names:
+        return list(info.names), None
     cached = cache_subdir("labels") / f"{label_set}_{info.file_name}"
     candidates = [explicit, checkpoint.parent / info.file_name if checkpoint else None, cached]
     for candidate in candidates:

@@ -81,8 +81,79 @@ def mobilenet_specs() -> list[ModelSpec]:
             checkpoint=_checkpoint(file_name),
             published=published_for(f"{name}_as", task="audioset"),
         )
-        specs.append(ModelSpec(name=name, target="audiobench.models.efficientat_adapter:build", card=card))
+        specs.append(ModelSpec(name=name, target="audiobench.models.mel_adapter:build_mobilenet", card=card))
     return specs
+
+
+# DyMN release files: EfficientAT models/dymn/model.py pretrained_models @ a425fdce.
+DYMN_RELEASES: dict[str, tuple[float, str]] = {
+    "dymn04": (0.4, "dymn04_as.pt"),
+    "dymn10": (1.0, "dymn10_as.pt"),
+    "dymn20": (2.0, "dymn20_as_mAP_493.pt"),
+}
+
+CPMOBILE_CHECKPOINT = CheckpointInfo(
+    file_name="cpmobile_tau22_c0a7nzin.ckpt",
+    url="https://github.com/fschmid56/cpjku_dcase23 (no public download URL is published for this file; "
+        "pass --checkpoint PATH)",
+    sha256="41a1ff72cadb90f6ce0345ed961822f7d0a77ab92b5fcafe9e07d00d891ce118",
+    license="see fschmid56/cpjku_dcase23",
+    key_prefix="model.",
+)
+
+MEL128 = "efficientat-mel128 (32 kHz, win 800, hop {hop}, n_fft 1024, 128 Kaldi mel bands, 0-15 kHz)"
+
+
+def dymn_specs() -> list[ModelSpec]:
+    """Specs of the EfficientAT dynamic MobileNets (AudioSet checkpoints, dynamic-conv temperature 1)."""
+    specs = []
+    for name, (width, file_name) in DYMN_RELEASES.items():
+        card = ModelCard(
+            name=name, family="efficientat-dymn",
+            description=f"EfficientAT dynamic MobileNet (width {width}: dynamic conv, Dy-ReLU, coordinate attention)",
+            sample_rate=32000, embedding_dim=make_divisible(160 * width) * 6,
+            config={"width_mult": width, "temperature": 1.0}, num_classes=527, label_set="audioset",
+            output_activation="sigmoid", frontend=MEL128.format(hop=320), checkpoint=_checkpoint(file_name),
+            published=published_for(f"{name}_as", task="audioset"),
+        )
+        specs.append(ModelSpec(name=name, target="audiobench.models.mel_adapter:build_dymn", card=card))
+    return specs
+
+
+def passt_specs() -> list[ModelSpec]:
+    """Specs of the released AudioSet PaSST checkpoints (one network class, configs differ)."""
+    from audiobench.models.passt_releases import PASST_RELEASES
+
+    specs = []
+    for name, release in PASST_RELEASES.items():
+        card = ModelCard(
+            name=name, family="passt",
+            description=f"PaSST {release.arch} (ViT, patch 16, stride {release.stride}, depth {release.depth}, "
+                        f"{release.input_tdim} frames)",
+            sample_rate=32000, embedding_dim=768,
+            config={"release": name, "arch": release.arch, "hop_length": release.stft_hop},
+            num_classes=527, label_set="audioset", output_activation="sigmoid",
+            frontend=MEL128.format(hop=release.stft_hop),
+            checkpoint=CheckpointInfo(file_name=release.file_name, url=release.url, license="Apache-2.0 (PaSST)"),
+            published=published_for(release.arch, task="audioset"),
+        )
+        specs.append(ModelSpec(name=name, target="audiobench.models.mel_adapter:build_passt", card=card))
+    return specs
+
+
+def cpmobile_specs() -> list[ModelSpec]:
+    """CP-Mobile, the CP-JKU DCASE 2023 Task 1 low-complexity scene classifier (10 TAU22 scenes)."""
+    card = ModelCard(
+        name="cpmobile", family="cp-mobile",
+        description="CP-Mobile (DCASE 2023 Task 1, CP-JKU); budget: <= 128 k params, <= 30 MMACs per 1 s",
+        sample_rate=32000, embedding_dim=168,
+        config={"segment_seconds": 1.0, "dcase23_budget": {"max_params": 128_000, "max_macs_per_second": 30_000_000}},
+        num_classes=10, label_set="tau22", output_activation="softmax",
+        frontend="cp-mobile-mel256 (32 kHz, win 3072, hop 500, n_fft 4096, 256 Kaldi mel bands, 0-15.5 kHz), 1 s segments",
+        checkpoint=CPMOBILE_CHECKPOINT,
+        published=published_for("CP-Mobile student (KD from CP-ResNet+PaSST teacher ensemble)"),
+    )
+    return [ModelSpec(name="cpmobile", target="audiobench.models.mel_adapter:build_cpmobile", card=card)]
 
 
 def baseline_specs() -> list[ModelSpec]:
@@ -100,4 +171,4 @@ def baseline_specs() -> list[ModelSpec]:
 
 def builtin_model_specs() -> list[ModelSpec]:
     """Every built-in model spec."""
-    return mobilenet_specs() + baseline_specs()
+    return mobilenet_specs() + dymn_specs() + passt_specs() + cpmobile_specs() + baseline_specs()

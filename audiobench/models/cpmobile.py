@@ -31,13 +31,11 @@ import torch
 from torch import nn
 
 from audiobench.frontends import MelConfig
+from audiobench.labels import TAU22_SCENES
 from audiobench.models.channels import make_divisible
 
 #: Scene classes in the checkpoint's output order (TAU Urban Acoustic Scenes 2022 Mobile).
-CPMOBILE_CLASSES: Tuple[str, ...] = (
-    "airport", "bus", "metro", "metro_station", "park", "public_square",
-    "shopping_mall", "street_pedestrian", "street_traffic", "tram",
-)
+CPMOBILE_CLASSES: Tuple[str, ...] = TAU22_SCENES
 
 #: Evaluation-mode front-end (DC23 run_training.py defaults; fmax = 16000 - 1000 // 2).
 CPMOBILE_MEL_CONFIG = MelConfig(

@@ -1,0 +1,109 @@
+"""One adapter for every "log-mel front-end + network" model (MN, DyMN, PaSST, CP-Mobile).
+
+The network returns ``(logits, embedding)`` for a mel batch ``[B, 1, F, T]``; frame-level features
+come from its ``features_map`` (CNNs: ``[B, C, F', T']``) or ``forward_tokens`` (transformers:
+``[B, F', T', D]``). Models trained on short segments (CP-Mobile: 1 s) set ``segment_seconds`` in
+their card's config: a clip is cut into segments whose outputs are averaged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from audiobench.frontends import EfficientATMel, MelConfig
+from audiobench.models.base import AudioModel
+from audiobench.models.cards import ModelCard
+
+
+class MelNetworkModel(AudioModel):
+    """Waveform -> log-mel -> network."""
+
+    def __init__(self, card: ModelCard, network: nn.Module, mel_config: MelConfig) -> None:
+        super().__init__(card, network)
+        self.frontend = EfficientATMel(mel_config)
+        self.segment_samples = (int(round(card.config["segment_seconds"] * card.sample_rate))
+                                if card.config.get("segment_seconds") else None)
+
+    def mel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Network input ``[B, 1, F, T]`` (channels_last on CPU)."""
+        mel = self.frontend(waveforms).unsqueeze(1)
+        return mel.contiguous(memory_format=torch.channels_last) if mel.device.type == "cpu" else mel
+
+    def _segments(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """``[B*S, segment]`` and S; a trailing partial segment is dropped unless it is the only one."""
+        if self.segment_samples is None:
+            return waveforms, 1
+        size = self.segment_samples
+        if waveforms.shape[-1] < size:
+            waveforms = nn.functional.pad(waveforms, (0, size - waveforms.shape[-1]))
+        count = waveforms.shape[-1] // size
+        return waveforms[:, : count * size].reshape(-1, size), count
+
+    def _forward(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        segments, count = self._segments(waveforms)
+        logits, embedding = self.network(self.mel(segments))
+        return logits, embedding, count
+
+    def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
+        _, embedding, count = self._forward(waveforms)
+        return embedding.reshape(waveforms.shape[0], count, -1).mean(dim=1)
+
+    def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
+        logits, _, count = self._forward(waveforms)
+        return logits.reshape(waveforms.shape[0], count, -1).mean(dim=1)
+
+    def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Output activation per segment, then the mean over segments (as the DCASE systems average)."""
+        logits, _, count = self._forward(waveforms)
+        probs = logits.softmax(-1) if self.card.output_activation == "softmax" else logits.sigmoid()
+        return probs.reshape(waveforms.shape[0], count, -1).mean(dim=1)
+
+    def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame embeddings ``[B, T', D]`` and each frame's centre time in ms ``[T']``."""
+        if self.segment_samples is not None:
+            segments, count = self._segments(waveforms)
+            frames = self.network(self.mel(segments))[1].reshape(waveforms.shape[0], count, -1)
+            step_ms = 1000.0 * self.segment_samples / self.sample_rate
+        else:
+            mel = self.mel(waveforms)
+            if hasattr(self.network, "forward_tokens"):
+                frames = self.network.forward_tokens(mel).mean(dim=1)  # [B, F', T', D] -> [B, T', D]
+            else:
+                frames = self.network.features_map(mel).mean(dim=2).transpose(1, 2)  # [B, C, F', T'] -> [B, T', C]
+            step_ms = 1000.0 * waveforms.shape[-1] / self.sample_rate / frames.shape[1]
+        timestamps = (torch.arange(frames.shape[1], dtype=torch.float64) + 0.5) * step_ms
+        return frames, timestamps
+
+
+def build_mobilenet(card: ModelCard) -> MelNetworkModel:
+    """EfficientAT MobileNet of the card's width."""
+    from audiobench.models.efficientat import MobileNet
+
+    network = MobileNet(width_mult=card.config["width_mult"], num_classes=card.num_classes or 527)
+    return MelNetworkModel(card, network, MelConfig(sample_rate=card.sample_rate))
+
+
+def build_dymn(card: ModelCard) -> MelNetworkModel:
+    """EfficientAT dynamic MobileNet of the card's width, at the card's dynamic-conv temperature."""
+    from audiobench.models.dymn import DyMN
+
+    network = DyMN(width_mult=card.config["width_mult"], num_classes=card.num_classes or 527)
+    network.temperature = card.config.get("temperature", 1.0)
+    return MelNetworkModel(card, network, MelConfig(sample_rate=card.sample_rate))
+
+
+def build_passt(card: ModelCard) -> MelNetworkModel:
+    """PaSST of the card's release configuration."""
+    from audiobench.models.passt import passt_from_release
+
+    network = passt_from_release(card.config["release"])
+    return MelNetworkModel(card, network, MelConfig(sample_rate=card.sample_rate,
+                                                    hop_length=card.config.get("hop_length", 320)))
+
+
+def build_cpmobile(card: ModelCard) -> MelNetworkModel:
+    """CP-Mobile scene classifier with its own 256-band front-end, on 1 s segments."""
+    from audiobench.models.cpmobile import CPMOBILE_MEL_CONFIG, CPMobile
+
+    return MelNetworkModel(card, CPMobile(n_classes=card.num_classes or 10), CPMOBILE_MEL_CONFIG)

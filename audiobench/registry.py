@@ -13,6 +13,10 @@ without editing audiobench by declaring an entry point in one of the groups
 An entry point may resolve to a :class:`RegistryEntry` (or anything with ``name``/``target``/``info``
 attributes such as :class:`audiobench.models.cards.ModelSpec`) or to a plain callable, which becomes
 the factory of an entry with that entry point's name.
+
+A registry may also resolve whole families of names on demand: ``register_prefix("hear:", target)``
+sends every unregistered name starting with ``hear:`` to ``target(name) -> RegistryEntry`` (a lazy
+``"module:function"`` string as well). Such names are not listed by :meth:`Registry.names`.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Registry(Generic[T]):
     entry_point_group: str
     _entries: dict[str, RegistryEntry[T]] = field(default_factory=dict)
     _plugins_loaded: bool = False
+    _prefixes: dict[str, str | Callable[[str], RegistryEntry[T]]] = field(default_factory=dict)
 
     def register(self, name: str, target: str | Callable[..., T], info: Any = None,
                  source: str = "audiobench") -> RegistryEntry[T]:
@@ -70,6 +75,21 @@ class Registry(Generic[T]):
         entry = RegistryEntry(name=name, target=target, info=info, source=source)
         self._entries[name] = entry
         return entry
+
+    def register_prefix(self, prefix: str, resolver: str | Callable[[str], RegistryEntry[T]]) -> None:
+        """Resolve unregistered names starting with ``prefix`` with ``resolver(name) -> RegistryEntry``."""
+        if prefix in self._prefixes:
+            raise ValueError(f"{self.kind} name prefix {prefix!r} is already registered")
+        self._prefixes[prefix] = resolver
+
+    def _resolve_prefixed(self, name: str) -> RegistryEntry[T] | None:
+        for prefix in sorted(self._prefixes, key=len, reverse=True):  # the longest matching prefix wins
+            if name.startswith(prefix):
+                resolver = self._prefixes[prefix]
+                if isinstance(resolver, str):
+                    resolver = self._prefixes[prefix] = import_target(resolver)
+                return resolver(name)
+        return None
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
@@ -87,7 +107,10 @@ class Registry(Generic[T]):
         """The entry registered as ``name``; unknown names get the list of known ones."""
         self._load_plugins()
         if name not in self._entries:
-            known = ", ".join(sorted(self._entries)) or "none"
+            resolved = self._resolve_prefixed(name)
+            if resolved is not None:
+                return resolved
+            known = ", ".join(sorted(self._entries) + [f"{p}..." for p in sorted(self._prefixes)]) or "none"
             raise UnknownNameError(
                 f"Unknown {self.kind} {name!r}.",
                 hint=f"Known {self.kind}s: {known}. Run `audiobench list {self.kind}s` for details.",
@@ -123,6 +146,7 @@ def _register_builtins() -> None:
 
     for spec in builtin_model_specs():
         MODELS.register(spec.name, spec.target, spec.info)
+    MODELS.register_prefix("hear:", "audiobench.models.hear_module:resolve")  # any installed HEAR 2021 module
     DATASETS.register("esc50", "audiobench.datasets.esc50:load_esc50")
     DATASETS.register("synthetic", "audiobench.datasets.synthetic:load_synthetic")
     PROTOCOLS.register("linear-probe", "audiobench.protocols.probe:LinearProbe")

@@ -21,10 +21,11 @@ def summarise(per_split: dict[str, float]) -> dict[str, Any]:
 
 
 def record_file_name(record: dict[str, Any]) -> str:
-    """``<task>__<model>__<official|nonofficial>__<UTC timestamp>.json``."""
+    """``<task>__<model>__<official|nonofficial>__<UTC timestamp>.json`` (names made file-system safe)."""
     stamp = re.sub(r"[^0-9T]", "", record["provenance"]["date"].split("+")[0])
     kind = "official" if record["protocol"]["official"] else "nonofficial"
-    return f"{record['task']['name']}__{record['model']['name']}__{kind}__{stamp}.json"
+    task, model = (re.sub(r"[^A-Za-z0-9._-]", "_", record[k]["name"]) for k in ("task", "model"))
+    return f"{task}__{model}__{kind}__{stamp}.json"
 
 
 def write_record(record: dict[str, Any], output_dir: Path) -> Path:

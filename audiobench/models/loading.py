@@ -20,7 +20,12 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     """
     entry = MODELS.entry(name)
     card = entry.info
-    model: AudioModel = entry.load()(card)
+    factory = entry.load()
+    if getattr(factory, "loads_own_weights", False):
+        # The factory reads its weights itself (e.g. a HEAR module's load_model(model_file_path)):
+        # it is called as factory(card, checkpoint=path or None).
+        return factory(card, checkpoint=checkpoint).prepare_for_inference()
+    model: AudioModel = factory(card)
     if model.network is not None and (checkpoint is not None or pretrained):
         path = resolve_checkpoint(card, Path(checkpoint) if checkpoint else None, allow_download, progress)
         prefix = card.checkpoint.key_prefix if card.checkpoint else ""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from audiobench.errors import UnknownNameError
+from audiobench.errors import AudiobenchError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -65,6 +65,7 @@ class Registry(Generic[T]):
     entry_point_group: str
     _entries: dict[str, RegistryEntry[T]] = field(default_factory=dict)
     _plugins_loaded: bool = False
+    _plugin_error: AudiobenchError | None = None
     _prefixes: dict[str, str | Callable[[str], RegistryEntry[T]]] = field(default_factory=dict)
 
     def register(self, name: str, target: str | Callable[..., T], info: Any = None,
@@ -92,16 +93,48 @@ class Registry(Generic[T]):
         return None
 
     def _load_plugins(self) -> None:
+        """Register the entry points of group ``entry_point_group``, all or none.
+
+        A plugin that fails to import, or names something already registered, raises an
+        :class:`AudiobenchError` naming the distribution and the entry point; the registry is left as it
+        was and every later call raises the same error (never a half-loaded registry).
+        """
         if self._plugins_loaded:
             return
+        if self._plugin_error is not None:
+            raise self._plugin_error
+        pending: list[tuple[str, Any, Any, str, Any]] = []  # (name, target, info, source, entry point)
+        try:
+            for ep in entry_points(group=self.entry_point_group):
+                source = ep.dist.name if ep.dist is not None else ep.value
+                try:
+                    obj = ep.load()
+                except Exception as error:  # noqa: BLE001 - any failure inside third-party code
+                    raise self._plugin_failure(
+                        ep, source, f"cannot be imported ({type(error).__name__}: {error})") from error
+                if hasattr(obj, "target") and hasattr(obj, "name"):
+                    pending.append((obj.name, obj.target, getattr(obj, "info", None), source, ep))
+                else:
+                    pending.append((ep.name, obj, None, source, ep))
+            taken = {name: entry.source for name, entry in self._entries.items()}
+            for name, _, _, source, ep in pending:
+                if name in taken:
+                    raise self._plugin_failure(
+                        ep, source, f"registers the {self.kind} name {name!r}, already registered by {taken[name]}")
+                taken[name] = source
+        except AudiobenchError as error:
+            self._plugin_error = error
+            raise
+        for name, target, info, source, _ in pending:
+            self.register(name, target, info, source=source)
         self._plugins_loaded = True
-        for ep in entry_points(group=self.entry_point_group):
-            obj = ep.load()
-            source = ep.dist.name if ep.dist is not None else ep.value
-            if hasattr(obj, "target") and hasattr(obj, "name"):
-                self.register(obj.name, obj.target, getattr(obj, "info", None), source=source)
-            else:
-                self.register(ep.name, obj, None, source=source)
+
+    def _plugin_failure(self, ep: Any, source: str, problem: str) -> AudiobenchError:
+        return AudiobenchError(
+            f"The {self.kind} plugin entry point {ep.name!r} = {ep.value!r} (group {self.entry_point_group}, "
+            f"distribution {source!r}) {problem}.",
+            hint=f"Fix the plugin, or uninstall it (`pip uninstall {source}`) to use audiobench without it.",
+        )
 
     def entry(self, name: str) -> RegistryEntry[T]:
         """The entry registered as ``name``; unknown names get the list of known ones."""

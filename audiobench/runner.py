@@ -57,6 +57,7 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
 def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
     """Run one model on one task; returns the result record and the path it was written to."""
     from audiobench import provenance
+    from audiobench.complexity import measure_complexity
     from audiobench.device import resolve_device
     from audiobench.embeddings import cache_for, extract_embeddings
     from audiobench.models.loading import load_model
@@ -76,6 +77,9 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     has_weights = options.checkpoint is not None or (model_card is not None and model_card.checkpoint is not None)
     model = load_model(options.model, checkpoint=options.checkpoint, pretrained=has_weights).to(device)
     timings["load_model_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    complexity = measure_complexity(model, measure_latency=False)  # the model's standard input
+    timings["complexity_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     cache = cache_for(model, cache_subdir("embeddings"))
@@ -109,6 +113,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                   "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
                   "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
                   "fingerprint": model.fingerprint()},
+        "complexity": complexity,
         "metrics": {card.metric: summarise(per_split)},
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None},
         "embeddings": {"total": stats.total, "computed": stats.computed, "reused": stats.reused,

@@ -45,6 +45,13 @@ class AudioModel(nn.Module):
         """Clip embeddings ``[B, D]``."""
         raise NotImplementedError
 
+    def network_input(self, waveforms: torch.Tensor) -> torch.Tensor | None:
+        """What the front-end hands to ``network`` (used to count the network's complexity alone).
+
+        None when the model has no separate network input (e.g. a wrapped HEAR module).
+        """
+        return None
+
     def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Outputs of the pretrained head ``[B, num_classes]`` (before the output activation)."""
         raise NotImplementedError(f"model {self.card.name!r} has no pretrained classification head")

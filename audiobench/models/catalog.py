@@ -171,4 +171,6 @@ def baseline_specs() -> list[ModelSpec]:
 
 def builtin_model_specs() -> list[ModelSpec]:
     """Every built-in model spec."""
-    return mobilenet_specs() + dymn_specs() + passt_specs() + cpmobile_specs() + baseline_specs()
+    from audiobench.models.ast_card import ast_specs
+
+    return mobilenet_specs() + dymn_specs() + passt_specs() + ast_specs() + cpmobile_specs() + baseline_specs()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Mapping
 
@@ -24,8 +26,8 @@ def resolve_checkpoint(card: ModelCard, explicit: Path | None = None, allow_down
     """Path of the weights for ``card``: ``explicit`` first, then the cache, then a download."""
     if explicit is not None:
         explicit = Path(explicit).expanduser()
-        if not explicit.is_file():
-            raise CheckpointError(f"Checkpoint file {explicit} does not exist.",
+        if not explicit.exists():
+            raise CheckpointError(f"Checkpoint {explicit} does not exist.",
                                   hint="Check the path given to --checkpoint.")
         return explicit
     info = card.checkpoint
@@ -34,6 +36,9 @@ def resolve_checkpoint(card: ModelCard, explicit: Path | None = None, allow_down
                               hint="Pass a checkpoint with --checkpoint PATH.")
     cached = checkpoint_cache_path(info)
     if cached.is_file():
+        if info.sha256 is not None and sha256_of(cached) != info.sha256:
+            raise CheckpointError(f"Cached checkpoint {cached} does not match the release sha256 {info.sha256}.",
+                                  hint=f"Delete it and run again to download {info.url} anew.")
         return cached
     if not allow_download:
         raise CheckpointError(f"Checkpoint {info.file_name} for {card.name!r} is not in the cache.",
@@ -48,26 +53,60 @@ def resolve_checkpoint(card: ModelCard, explicit: Path | None = None, allow_down
         ) from error
 
 
+def weight_files(directory: Path) -> list[Path]:
+    """Weights files of a Hugging Face ``save_pretrained`` directory (safetensors preferred, shards in order)."""
+    for single, index in (("model.safetensors", "model.safetensors.index.json"),
+                          ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        if (directory / single).is_file():
+            return [directory / single]
+        if (directory / index).is_file():
+            weight_map = json.loads((directory / index).read_text())["weight_map"]
+            return [directory / name for name in sorted(set(weight_map.values()))]
+    raise CheckpointError(f"{directory} holds no model.safetensors or pytorch_model.bin.",
+                          hint="Pass a directory written by save_pretrained, or the weights file itself.")
+
+
+def _read_file(path: Path) -> object:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch and safetensors raise many types for corrupt or unsafe files
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"Checkpoint {path} cannot be read safely ({type(error).__name__}: {first_line}).",
+                              hint="Check that the file is a complete PyTorch or safetensors checkpoint.") from error
+
+
 def read_state_dict(path: Path, key_prefix: str = "") -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, loaded with ``weights_only=True``.
+    """Tensors of a checkpoint: a file loaded with ``weights_only=True`` (or safetensors), or a directory.
 
     Accepts a plain state_dict or a wrapper with a ``state_dict`` entry (e.g. PyTorch Lightning);
     with ``key_prefix`` only keys under that prefix are kept, with the prefix removed.
     """
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"Checkpoint {path} cannot be read safely ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0][:200]}).",
-                              hint="Check that the file is a complete PyTorch checkpoint.") from error
-    if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
-        raw = raw["state_dict"]
-    if not isinstance(raw, Mapping):
-        raise CheckpointError(f"Checkpoint {path} holds a {type(raw).__name__}, not a state_dict.")
-    tensors = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+    path = Path(path)
+    files = weight_files(path) if path.is_dir() else [path]
+    tensors: dict[str, torch.Tensor] = {}
+    for file in files:
+        raw = _read_file(file)
+        if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
+            raw = raw["state_dict"]
+        if not isinstance(raw, Mapping):
+            raise CheckpointError(f"Checkpoint {file} holds a {type(raw).__name__}, not a state_dict.")
+        tensors.update({k: v for k, v in raw.items() if isinstance(v, torch.Tensor)})
     if key_prefix:
         tensors = {k[len(key_prefix):]: v for k, v in tensors.items() if k.startswith(key_prefix)}
     return tensors
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """sha256 of a checkpoint file; for a directory, of its single weights file (or of the shard hashes)."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_of(path)
+    hashes = [sha256_of(f) for f in weight_files(path)]
+    return hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
 
 
 def describe_mismatch(network: nn.Module, state_dict: Mapping[str, torch.Tensor], limit: int = 5) -> str | None:
@@ -94,4 +133,4 @@ def load_weights(network: nn.Module, path: Path, key_prefix: str = "") -> str:
         raise CheckpointError(f"Checkpoint {path} does not fit the network: {problem}.",
                               hint="Check that the checkpoint belongs to the model named with --model.")
     network.load_state_dict(state_dict, strict=True)
-    return sha256_of(path)
+    return checkpoint_sha256(path)

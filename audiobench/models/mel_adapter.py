@@ -30,6 +30,9 @@ class MelNetworkModel(AudioModel):
         mel = self.frontend(waveforms).unsqueeze(1)
         return mel.contiguous(memory_format=torch.channels_last) if mel.device.type == "cpu" else mel
 
+    def network_input(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.mel(waveforms)
+
     def _segments(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, int]:
         """``[B*S, segment]`` and S; a trailing partial segment is dropped unless it is the only one."""
         if self.segment_samples is None:

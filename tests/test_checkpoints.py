@@ -1,0 +1,150 @@
+"""Loading checkpoints: strict, weights_only, with errors that name the offending keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import audiobench
+from audiobench.errors import CheckpointError
+from audiobench.models.checkpoints import describe_mismatch, load_weights, read_state_dict
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MN04 = SHARED / "models" / "efficientat" / "mn04_as_mAP_432.pt"
+MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
+
+
+@pytest.fixture(scope="module")
+def mn04_path() -> Path:
+    if not MN04.is_file():
+        pytest.skip(f"real mn04 checkpoint not found: {MN04}")
+    return MN04
+
+
+@pytest.fixture(scope="module")
+def small_network() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+
+
+def test_real_mn04_checkpoint_loads_strictly(mn04_path) -> None:
+    model = audiobench.load_model("mn04")
+    assert model.checkpoint_sha256 is None
+    digest = load_weights(model.network, mn04_path)
+    assert digest == MN04_SHA256
+    state = torch.load(mn04_path, map_location="cpu", weights_only=True)
+    loaded = model.network.state_dict()
+    assert set(state) == set(loaded) and len(state) == 312
+    for key in ("features.0.0.weight", "classifier.5.bias"):
+        assert key in state
+        torch.testing.assert_close(loaded[key], state[key], rtol=0, atol=0)
+
+
+def test_load_model_with_checkpoint_records_it(mn04_path) -> None:
+    model = audiobench.load_model("mn04", checkpoint=mn04_path)
+    assert model.checkpoint_sha256 == MN04_SHA256
+    assert model.checkpoint_path == str(mn04_path)
+    assert model.fingerprint()["checkpoint_sha256"] == MN04_SHA256
+    assert not model.training
+
+
+def test_lightning_wrapper_with_key_prefix(mn04_path, tmp_path) -> None:
+    state = torch.load(mn04_path, map_location="cpu", weights_only=True)
+    wrapped = {"epoch": 3, "state_dict": {**{f"model.{k}": v for k, v in state.items()},
+                                          "teacher.weight": torch.zeros(2)}}
+    path = tmp_path / "lightning.ckpt"
+    torch.save(wrapped, path)
+    network = audiobench.load_model("mn04").network
+    load_weights(network, path, key_prefix="model.")
+    torch.testing.assert_close(network.state_dict()["classifier.5.bias"], state["classifier.5.bias"])
+
+
+def test_mismatching_state_dict_names_the_keys(small_network, tmp_path) -> None:
+    state = {k: v.clone() for k, v in small_network.state_dict().items()}
+    del state["1.running_var"]                   # missing
+    state["head.extra"] = torch.zeros(5)         # unexpected
+    state["2.weight"] = torch.zeros(7, 3)        # wrong shape (model: 2 x 3)
+    path = tmp_path / "bad.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as info:
+        load_weights(small_network, path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "1 missing keys: 1.running_var" in message
+    assert "1 unexpected keys: head.extra" in message
+    assert "2.weight (7, 3) vs (2, 3)" in message
+    assert info.value.hint
+
+
+def test_describe_mismatch_limits_long_lists(small_network) -> None:
+    assert describe_mismatch(small_network, small_network.state_dict()) is None
+    problem = describe_mismatch(small_network, {})
+    n = len(small_network.state_dict())
+    assert problem.startswith(f"{n} missing keys") and f"(+{n - 5} more)" in problem
+
+
+def test_random_bytes_are_not_a_checkpoint(small_network, tmp_path) -> None:
+    path = tmp_path / "noise.pt"
+    path.write_bytes(np.random.default_rng(0).bytes(2048))
+    with pytest.raises(CheckpointError, match="noise.pt"):
+        load_weights(small_network, path)
+
+
+def test_non_mapping_checkpoint(tmp_path) -> None:
+    listed = tmp_path / "list.pt"
+    torch.save([torch.zeros(1)], listed)
+    with pytest.raises(CheckpointError, match="not a state_dict"):
+        read_state_dict(listed)
+
+
+def test_truncated_checkpoint(mn04_path, tmp_path) -> None:
+    path = tmp_path / "half.pt"
+    path.write_bytes(mn04_path.read_bytes()[:100_000])
+    with pytest.raises(CheckpointError, match="half.pt"):
+        read_state_dict(path)
+
+
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="BUG checkpoints.read_state_dict line 61: str(error).splitlines()[0] raises IndexError "
+                          "when torch.load fails with an empty message (EOFError on a 0-byte file)")
+def test_empty_checkpoint_file(tmp_path) -> None:
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pt"):
+        read_state_dict(empty)
+
+
+CALLS: list[str] = []
+
+
+def _record_call() -> "Payload":
+    CALLS.append("unpickled")
+    return Payload()
+
+
+class Payload:
+    """An arbitrary object: unpickling it runs code (``_record_call``), which weights_only must refuse."""
+
+    def __reduce__(self):
+        return (_record_call, ())
+
+
+def test_arbitrary_pickled_object_is_refused(small_network, tmp_path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({**small_network.state_dict(), "payload": Payload()}, path)
+    CALLS.clear()
+    with pytest.raises(CheckpointError, match="cannot be read safely"):
+        load_weights(small_network, path)
+    assert CALLS == []  # the object's code never ran
+
+
+def test_mn10_builds_a_mobilenet() -> None:
+    model = audiobench.load_model("mn10")
+    assert type(model.network).__name__ == "MobileNet"
+    assert model.embedding_dim == 960 and model.sample_rate == 32000
+    assert model.checkpoint_sha256 is None
+    with torch.inference_mode():
+        embedding = model.embed(torch.zeros(1, 16000))
+    assert embedding.shape == (1, 960)

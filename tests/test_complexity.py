@@ -1,0 +1,186 @@
+"""Complexity counting (audiobench.complexity) against the published numbers on the model cards.
+
+Published params/MACs are read from the cards (which read ``leaderboards/published.yaml``) or from
+the shared reference files, never typed in here. Big models are built on the meta device: the counter
+gives the same params/MACs there (checked against CPU below) without allocating or initialising weights.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from audiobench import load_model
+from audiobench.complexity import COUNTER, count_macs, measure_complexity
+
+PARAMS_TOLERANCE = 0.005  # relative, vs the published params
+MACS_TOLERANCE = 0.03  # relative, vs the published MACs
+REGRESSION_MODELS = ["mn04", "mn05", "mn10", "mn20", "mn30", "mn40", "dymn04", "dymn10", "dymn20"]
+
+
+def meta_model(name: str):
+    with torch.device("meta"):
+        return load_model(name)
+
+
+@pytest.fixture(scope="module")
+def records() -> dict[str, dict]:
+    """Complexity records (no latency) of the regression models, counted on the meta device."""
+    return {name: measure_complexity(meta_model(name), measure_latency=False) for name in REGRESSION_MODELS}
+
+
+def card_complexity(name: str):
+    """The first AudioSet mAP number on the model card that carries params and MACs."""
+    model = meta_model(name)
+    for number in model.card.published:
+        if number.task == "audioset" and number.metric == "mAP" and number.params_M and number.macs_G:
+            return number
+    pytest.fail(f"the card of {name} has no published AudioSet params/MACs")
+
+
+@pytest.mark.parametrize("name", REGRESSION_MODELS)
+def test_params_and_macs_match_published(records: dict[str, dict], name: str) -> None:
+    record, published = records[name], card_complexity(name)
+    assert record["input"]["shape"] == [1, 1, 128, 1000]  # 10 s at 32 kHz, hop 320
+    params_m, macs_g = record["params"]["total"] / 1e6, record["macs"]["total"] / 1e9
+    assert abs(params_m - published.params_M) / published.params_M <= PARAMS_TOLERANCE, (params_m, published)
+    assert abs(macs_g - published.macs_G) / published.macs_G <= MACS_TOLERANCE, (macs_g, published)
+    assert record["published"]["record_id"] == published.record_id
+    assert record["published"]["params_rel_diff"] == pytest.approx((params_m - published.params_M) / published.params_M)
+
+
+@pytest.mark.parametrize("name", REGRESSION_MODELS)
+def test_params_equal_reference_implementation(records: dict[str, dict], name: str, shared_dir: Path) -> None:
+    """Exact counts of the original EfficientAT code (DyMN: 0.2-0.5 % below the README, protocols.md conflict 4)."""
+    reference = json.loads((shared_dir / "fixtures/efficientat/architectures.json").read_text())[name]
+    assert records[name]["params"]["total"] == reference["params"]
+
+
+def test_dymn_dynamic_convolutions_are_counted(records: dict[str, dict]) -> None:
+    """DyMN's dynamic convs are functional mm/bmm/conv2d calls: an op-level count sees them."""
+    ops = records["dymn10"]["macs"]["by_operator"]
+    assert ops["bmm"] > ops["convolution"] > 0  # 1x1 dynamic convs run as batched matmuls
+
+
+def test_passt_s_matches_reference_counts(shared_dir: Path) -> None:
+    """PaSST-S: the card's AudioSet record has no params/MACs, so compare with the reference files:
+    the exact parameter count of the public implementation and the op-level MACs in shared/README.md."""
+    model = meta_model("passt-s")
+    record = measure_complexity(model, measure_latency=False)
+    reference = json.loads((shared_dir / "fixtures/passt/architectures.json").read_text())
+    (arch,) = reference.values()
+    readme = (shared_dir / "README.md").read_text()
+    macs_g = float(re.search(r"op-level counter gives ([0-9.]+) GMACs for a `\[1,1,128,998\]`", readme).group(1))
+    published = [n for n in model.card.published if n.params_M is not None or n.macs_G is not None]
+    assert record["published"] is None and not published  # nothing to compare on the card itself
+    assert abs(record["params"]["total"] - arch["params"]) / arch["params"] <= PARAMS_TOLERANCE
+    assert record["params"]["total"] == arch["params"]
+    assert abs(record["macs"]["total"] / 1e9 - macs_g) / macs_g <= MACS_TOLERANCE
+    # 1000 frames give the same 12 x 99 patch grid as the 998 frames of the reference input
+    assert record["input"]["shape"] == [1, 1, 128, 1000]
+    assert set(record["macs"]["by_module"]) >= {"patch_embed", "blocks"}
+
+
+def test_meta_device_counts_equal_cpu_counts() -> None:
+    cpu = measure_complexity(load_model("mn04"), measure_latency=False)
+    meta = measure_complexity(meta_model("mn04"), measure_latency=False)
+    assert cpu["params"] == meta["params"]
+    assert cpu["macs"]["total"] == meta["macs"]["total"]
+    assert cpu["macs"]["by_operator"] == meta["macs"]["by_operator"]
+    assert meta["peak_activation_memory"]["bytes"] == pytest.approx(cpu["peak_activation_memory"]["bytes"], rel=1e-3)
+
+
+def _conv_macs_by_formula(network: nn.Module, mel: torch.Tensor) -> int:
+    """Independent check: k_h * k_w * C_in/groups * C_out * H_out * W_out per nn.Conv2d (no bias here)."""
+    total = 0
+
+    def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += kh * kw * (module.in_channels // module.groups) * output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        network(mel)
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def test_cpmobile_one_second(shared_dir: Path) -> None:
+    model = load_model("cpmobile")
+    record = measure_complexity(model, seconds=1.0, latency_runs=2, threads=1)
+    expected_mel = torch.load(shared_dir / "fixtures/cpmobile/cpmobile_io.pt", weights_only=True)["mel"]
+    reference = json.loads((shared_dir / "fixtures/cpmobile/architecture.json").read_text())
+    # the real DC23 front-end makes 64 frames of a 1 s clip (pre-emphasis drops one sample)
+    assert record["input"]["shape"] == [1, 1, expected_mel.shape[1], expected_mel.shape[2]]
+    assert record["input"]["seconds"] == 1.0 and record["input"]["frontend_counted"] is False
+    assert record["params"]["total"] == reference["params"] == record["params_trainable"]
+    macs = record["macs"]["total"]
+    assert macs == _conv_macs_by_formula(model.network, torch.zeros(record["input"]["shape"]))
+    budget = record["budget"]
+    assert budget["params_within"] == (reference["params"] <= budget["max_params"])
+    assert budget["macs_within"] == (macs <= budget["max_macs_per_second"])
+    assert budget["macs_per_second"] == macs
+    latency = record["latency"]
+    assert latency["threads"] == 1 and latency["runs"] == 2 and latency["cpu"]
+    for key in ("network", "frontend_plus_network"):
+        assert 0 < latency[key]["median_ms"] <= latency[key]["p90_ms"]
+        assert latency[key]["real_time_factor"] == pytest.approx(latency[key]["median_ms"] / 1000.0)
+
+
+def test_default_clip_is_the_segment_length() -> None:
+    record = measure_complexity(meta_model("cpmobile"), measure_latency=False)
+    assert record["input"]["seconds"] == 1.0
+
+
+def test_record_is_json_and_names_counter_and_input() -> None:
+    record = json.loads(json.dumps(measure_complexity(meta_model("mn04"), seconds=2.0, measure_latency=False)))
+    assert record["macs"]["counter"] == COUNTER == "torch.utils.flop_counter.FlopCounterMode"
+    assert record["macs"]["counter_version"] == torch.__version__
+    assert record["input"] == {**record["input"], "seconds": 2.0, "sample_rate": 32000, "num_samples": 64000,
+                               "shape": [1, 1, 128, 200], "batch": 1, "frontend_counted": False}
+    assert "TorchDispatchMode" in record["peak_activation_memory"]["method"]
+    assert record["latency"] is None
+
+
+def test_thread_setting_is_restored() -> None:
+    before = torch.get_num_threads()
+    measure_complexity(load_model("cpmobile"), latency_runs=1, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def test_model_without_network() -> None:
+    record = measure_complexity(load_model("logmel-stats"), latency_runs=1)
+    assert record["params"]["total"] == 0 and record["macs"]["total"] == 0
+    assert record["input"]["shape"] == [1, 1, 128, 1000]
+    assert record["latency"]["network"] is None and record["latency"]["frontend_plus_network"]["median_ms"] > 0
+    assert any("no neural network" in note for note in record["notes"])
+
+
+def test_cpu_fused_attention_is_counted() -> None:
+    """FlopCounterMode's registry lacks the CPU fused SDPA kernel; the module adds it."""
+
+    class Attention(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return nn.functional.scaled_dot_product_attention(q, q, q)
+
+    b, h, n, d = 1, 2, 50, 16
+    assert count_macs(Attention(), torch.randn(b, h, n, d))["total"] == 2 * b * h * n * n * d
+
+
+def test_cli_json() -> None:
+    from audiobench.cli import app
+
+    result = CliRunner().invoke(app, ["complexity", "--model", "mn10", "--json", "--no-latency"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["model"] == "mn10" and record["latency"] is None
+    assert record["input"]["shape"] == [1, 1, 128, 1000]
+    assert record["params"]["total"] == sum(p.numel() for p in meta_model("mn10").network.parameters())

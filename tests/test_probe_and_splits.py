@@ -1,0 +1,174 @@
+"""Linear probe, split protocols, summaries and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiobench.datasets.base import Clip, DatasetIndex
+from audiobench.errors import DatasetError, ProtocolError
+from audiobench.metrics import accuracy, mean_average_precision
+from audiobench.protocols.probe import AUTO_C_GRID, LinearProbe
+from audiobench.protocols.splits import cross_validation, official_folds
+from audiobench.results import summarise
+
+
+def _blobs(n_per_class: int = 20, classes: int = 3, dim: int = 8, seed: int = 0, spread: float = 1.5):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 2, size=(classes, dim))
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = centres[y] + rng.normal(0, spread, size=(len(y), dim))
+    return x.astype(np.float32), y
+
+
+def _index(labels, folds=None) -> DatasetIndex:
+    clips = [Clip(clip_id=f"c{i}", path=Path(f"c{i}.wav"), label=int(label),
+                  fold=None if folds is None else int(folds[i])) for i, label in enumerate(labels)]
+    expected: dict[int, int] = {}
+    for clip in clips:
+        if clip.fold is not None:
+            expected[clip.fold] = expected.get(clip.fold, 0) + 1
+    return DatasetIndex(name="toy", classes=[str(c) for c in sorted(set(labels))], clips=clips,
+                        expected_per_fold=expected)
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def test_probe_is_deterministic_and_learns() -> None:
+    x, y = _blobs(seed=1)
+    train, test = np.arange(len(y)) % 4 != 0, np.arange(len(y)) % 4 == 0
+    first = LinearProbe(seed=3).fit_predict(x[train], y[train], x[test])
+    second = LinearProbe(seed=3).fit_predict(x[train], y[train], x[test])
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    predicted, scores = first
+    assert scores.shape == (test.sum(), 3)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(predicted, scores.argmax(axis=1))
+    assert accuracy(y[test], predicted) > 0.8
+
+
+def test_probe_returns_original_label_values() -> None:
+    x, y = _blobs(classes=2, seed=2, spread=0.5)
+    labels = np.where(y == 0, 7, 42)
+    predicted, _ = LinearProbe().fit_predict(x, labels, x)
+    assert set(predicted) <= {7, 42}
+
+
+def test_auto_c_records_the_choice_per_split_and_ignores_test_data() -> None:
+    x, y = _blobs(n_per_class=15, seed=4, spread=2.5)
+    train, test = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    probe = LinearProbe(C="auto", seed=0)
+    predicted, scores = probe.fit_predict(x[train], y[train], x[test])
+    assert len(probe.chosen) == 1 and probe.chosen[0] in AUTO_C_GRID
+
+    # permuting the test rows permutes the predictions and nothing else
+    order = np.random.default_rng(0).permutation(test.sum())
+    permuted = LinearProbe(C="auto", seed=0)
+    p_pred, p_scores = permuted.fit_predict(x[train], y[train], x[test][order])
+    np.testing.assert_array_equal(p_pred, predicted[order])
+    np.testing.assert_allclose(p_scores, scores[order], rtol=1e-12, atol=1e-12)
+    assert permuted.chosen == probe.chosen
+
+    # replacing the test data by noise changes neither the chosen C nor the model
+    noisy = LinearProbe(C="auto", seed=0)
+    noise = np.random.default_rng(1).normal(0, 100, size=x[test].shape)
+    noisy.fit_predict(x[train], y[train], noise)
+    again = noisy.fit_predict(x[train], y[train], x[test])
+    assert noisy.chosen == probe.chosen * 2
+    np.testing.assert_allclose(again[1], scores, rtol=1e-12, atol=1e-12)
+
+    description = noisy.describe()
+    assert description["chosen_C"] == noisy.chosen and description["C"] == "auto"
+    assert "training split" in description["C_selection"]
+    assert "chosen_C" not in LinearProbe(C=0.5).describe()
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_cross_validation_is_a_stratified_partition() -> None:
+    labels = np.repeat([0, 1, 2, 3], [12, 9, 7, 5])
+    index = _index(labels)
+    plan = cross_validation(index, 4, seed=0)
+    assert not plan.official and "NON-OFFICIAL" in plan.description and "seed 0" in plan.description
+    assert [s.name for s in plan.splits] == ["cv1", "cv2", "cv3", "cv4"]
+    tests = [set(s.test.tolist()) for s in plan.splits]
+    for i, split in enumerate(plan.splits):
+        assert set(split.train.tolist()).isdisjoint(tests[i])
+        assert set(split.train.tolist()) | tests[i] == set(range(len(labels)))
+        for j in range(i):
+            assert tests[i].isdisjoint(tests[j])
+        counts = np.bincount(labels[split.test], minlength=4)
+        expected = np.bincount(labels) / 4
+        assert np.all(np.abs(counts - expected) < 1)  # stratified: every class within one clip of its share
+    assert set().union(*tests) == set(range(len(labels)))
+
+
+def test_cross_validation_depends_on_the_seed_only() -> None:
+    index = _index(np.repeat([0, 1], 10))
+    a, b, c = (cross_validation(index, 2, seed=s) for s in (0, 0, 1))
+    assert all(np.array_equal(x.test, y.test) for x, y in zip(a.splits, b.splits))
+    assert not all(np.array_equal(x.test, y.test) for x, y in zip(a.splits, c.splits))
+
+
+def test_cross_validation_refuses_impossible_k() -> None:
+    index = _index(np.repeat([0, 1], [6, 2]))
+    with pytest.raises(ProtocolError, match="at least 2 folds"):
+        cross_validation(index, 1, seed=0)
+    with pytest.raises(ProtocolError, match="smallest present class has 2") as info:
+        cross_validation(index, 3, seed=0)
+    assert "--cv" in info.value.hint
+
+
+def test_official_folds() -> None:
+    labels = np.tile([0, 1], 6)
+    folds = np.repeat([1, 2, 3], 4)
+    index = _index(labels, folds)
+    plan = official_folds(index, [1, 2, 3])
+    assert plan.official and [s.name for s in plan.splits] == ["fold1", "fold2", "fold3"]
+    for fold, split in zip([1, 2, 3], plan.splits):
+        np.testing.assert_array_equal(split.test, np.flatnonzero(folds == fold))
+        np.testing.assert_array_equal(split.train, np.flatnonzero(folds != fold))
+    with pytest.raises(DatasetError, match="complete folds: 1, 2, 3"):
+        official_folds(index, [1, 2, 3, 4])
+
+
+# --------------------------------------------------------------------------- summaries and metrics
+
+
+def test_summarise_mean_and_population_std() -> None:
+    summary = summarise({"fold1": 0.5, "fold2": 1.0})
+    assert summary == {"mean": 0.75, "std": 0.25, "std_ddof": 0, "per_split": {"fold1": 0.5, "fold2": 1.0}}
+    single = summarise({"only": 0.9})
+    assert single["mean"] == 0.9 and single["std"] == 0.0
+
+
+def test_accuracy() -> None:
+    assert accuracy(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])) == 0.75
+    assert accuracy(np.array([2, 2]), np.array([2, 2]), None) == 1.0
+
+
+def test_mean_average_precision_by_hand() -> None:
+    y_true = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]])
+    perfect = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.5], [0.8, 0.3, 0.5], [0.1, 0.7, 0.5]])
+    assert mean_average_precision(y_true, None, perfect) == pytest.approx(1.0)
+    # class 0 ranked pos, neg, pos, neg -> AP = (1/1 + 2/3) / 2 = 5/6
+    # class 1 ranked neg, neg, pos, pos -> AP = (1/3 + 2/4) / 2 = 5/12
+    # class 2 has no positive clip and is skipped -> mAP = (5/6 + 5/12) / 2 = 0.625
+    scores = np.array([[0.9, 0.4, 0.1], [0.8, 0.1, 0.2], [0.7, 0.3, 0.3], [0.1, 0.2, 0.4]])
+    assert mean_average_precision(y_true, None, scores) == pytest.approx(0.625)
+    from sklearn.metrics import average_precision_score
+
+    assert average_precision_score(y_true[:, 0], scores[:, 0]) == pytest.approx(5 / 6)
+
+
+def test_mean_average_precision_accepts_class_indices() -> None:
+    labels = np.array([0, 1, 2, 1])
+    scores = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
+    one_hot = np.eye(3, dtype=int)[labels]
+    assert mean_average_precision(labels, scores.argmax(axis=1), scores) == pytest.approx(
+        mean_average_precision(one_hot, None, scores))

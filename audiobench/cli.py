@@ -58,9 +58,9 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
 def _fail(message: str, hint: str | None, as_json: bool, code: int = 2) -> None:
     if as_json:
         _print_json({"error": message, "hint": hint})
-    err.print(f"[bold red]Error:[/] {message}", highlight=False)
+    err.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
     if hint:
-        err.print(f"[yellow]What to do:[/] {hint}", highlight=False)
+        err.print(f"[yellow]What to do:[/] {hint}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

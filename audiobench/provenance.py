@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import subprocess
 import sys
@@ -25,11 +26,12 @@ def _package_version(name: str) -> str | None:
 def git_revision(directory: Path | None = None) -> dict[str, Any] | None:
     """Commit and dirty flag of the checkout audiobench runs from (None outside a git checkout)."""
     directory = directory or Path(audiobench.__file__).resolve().parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # `git status` must not take index.lock (read-only)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
+                                timeout=5, check=True, env=env).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
-                                capture_output=True, text=True, timeout=5, check=True).stdout
+                                capture_output=True, text=True, timeout=5, check=True, env=env).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(status.strip())}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +22,60 @@ def summarise(per_split: dict[str, float]) -> dict[str, Any]:
             "per_split": {name: float(v) for name, v in per_split.items()}}
 
 
-def record_file_name(record: dict[str, Any]) -> str:
-    """``<task>__<model>__<official|nonofficial>__<UTC timestamp>.json`` (names made file-system safe)."""
+def record_file_name(record: dict[str, Any], suffix: int = 0) -> str:
+    """``<task>__<model>__<official|nonofficial>__<UTC timestamp>[_N].json`` (names made file-system safe).
+
+    ``suffix`` N > 0 tells apart records of the same task, model and protocol written in the same second.
+    """
     stamp = re.sub(r"[^0-9T]", "", record["provenance"]["date"].split("+")[0])
     kind = "official" if record["protocol"]["official"] else "nonofficial"
     task, model = (re.sub(r"[^A-Za-z0-9._-]", "_", record[k]["name"]) for k in ("task", "model"))
-    return f"{task}__{model}__{kind}__{stamp}.json"
+    return f"{task}__{model}__{kind}__{stamp}{f'_{suffix}' if suffix else ''}.json"
+
+
+MAX_SAME_SECOND = 10_000  # records of one task/model/protocol in one second before giving up
 
 
 def write_record(record: dict[str, Any], output_dir: Path) -> Path:
-    """Write ``record`` atomically under ``output_dir`` and return its path."""
+    """Write ``record`` atomically under ``output_dir`` and return its path.
+
+    An existing record is never replaced: when the name is taken (another run in the same second), the
+    next free ``_1``, ``_2``, ... suffix is used. The complete file is written to a temporary name first
+    and then hard-linked to its final name, which fails instead of overwriting (exclusive creation).
+    """
     record = {"schema_version": SCHEMA_VERSION, **record}
     output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / record_file_name(record)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
-    os.replace(partial, path)
-    return path
+    text = json.dumps(record, indent=1, sort_keys=False) + "\n"
+    temporary = output_dir / f".{record_file_name(record)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+    try:
+        with open(temporary, "x", encoding="utf-8") as stream:  # a fresh name; permissions follow the umask
+            stream.write(text)
+        for suffix in range(MAX_SAME_SECOND):
+            path = output_dir / record_file_name(record, suffix)
+            try:
+                _place_exclusively(temporary, path)
+            except FileExistsError:
+                continue
+            return path
+        raise FileExistsError(f"{output_dir}: {MAX_SAME_SECOND} records named like {record_file_name(record)} "
+                              "already exist")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _place_exclusively(temporary: Path, path: Path) -> None:
+    """Give ``temporary``'s content the name ``path``; FileExistsError if ``path`` exists (never replaced)."""
+    try:
+        os.link(temporary, path)  # atomic, and fails on an existing name
+        return
+    except FileExistsError:
+        raise
+    except OSError:  # file system without hard links: reserve the name, then rename over the reservation
+        pass
+    with open(path, "x"):
+        pass
+    os.replace(temporary, path)
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Reporter:
 def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
     from audiobench.protocols.splits import cross_validation, official_folds
 
-    if options.cv:
+    if options.cv is not None:  # --cv 0 / --cv 1 reach cross_validation's error, not the official protocol
         return cross_validation(index, options.cv, options.seed)
     return official_folds(index, card.folds, str(options.data_dir) if options.data_dir else None)
 
@@ -97,7 +97,8 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     per_split, predictions = {}, []
     with reporter.progress(f"{card.protocol} on {len(plan.splits)} splits", len(plan.splits)) as advance:
         for split in plan.splits:
-            predicted, scores = probe.fit_predict(features[split.train], labels[split.train], features[split.test])
+            predicted, scores = probe.fit_predict(features[split.train], labels[split.train], features[split.test],
+                                                  num_classes=len(index.classes))
             per_split[split.name] = metric(labels[split.test], predicted, scores)
             predictions += [{"clip_id": index.clips[i].clip_id, "split": split.name, "label": int(labels[i]),
                              "predicted": int(p)} for i, p in zip(split.test, predicted)]

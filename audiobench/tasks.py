@@ -44,21 +44,48 @@ class TaskCard:
         return list(self.splits.get("folds", []))
 
 
-def parse_card(data: dict[str, Any], path: Path) -> TaskCard:
+def parse_card(data: Any, path: Path) -> TaskCard:
     """Validate a card's fields; errors name the file and the field."""
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a YAML {type(data).__name__}"
+        raise AudiobenchError(f"Task card {path} is {what}, not a mapping of fields.",
+                              hint="A card is a YAML mapping with name, description, dataset, label_type, metric, "
+                                   "protocol and splits; see tasks/esc50.yaml.")
     required = ("name", "description", "dataset", "label_type", "metric", "protocol", "splits")
     missing = [key for key in required if key not in data]
     if missing:
         raise AudiobenchError(f"Task card {path} lacks the field(s) {', '.join(missing)}.")
     if data["label_type"] not in LABEL_TYPES:
         raise AudiobenchError(f"Task card {path}: label_type must be one of {LABEL_TYPES}.")
+    for key in ("splits", "protocol_options", "dataset_options"):
+        if key in data and not isinstance(data[key], dict):
+            raise AudiobenchError(f"Task card {path}: {key} must be a mapping, not {data[key]!r}.")
     if data["splits"].get("type") not in SPLIT_TYPES:
         raise AudiobenchError(f"Task card {path}: splits.type must be one of {SPLIT_TYPES}.")
+    folds = data["splits"].get("folds", [])
+    if not isinstance(folds, list) or not all(isinstance(f, int) and not isinstance(f, bool) for f in folds):
+        raise AudiobenchError(f"Task card {path}: splits.folds must be a list of fold numbers, not {folds!r}.")
     known = set(TaskCard.__dataclass_fields__) - {"path"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise AudiobenchError(f"Task card {path} has unknown field(s) {', '.join(unknown)}.")
     return TaskCard(**data, path=str(path))
+
+
+def read_card_file(path: Path) -> Any:
+    """The parsed YAML of a card file; unreadable files and invalid YAML raise errors naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise AudiobenchError(f"Task card {path} cannot be read ({error}).") from error
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or type(error).__name__
+        detail = f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+        raise AudiobenchError(f"Task card {path} is not valid YAML ({detail}).",
+                              hint="Fix the YAML syntax; see tasks/esc50.yaml for an example card.") from error
 
 
 def card_dirs() -> list[Path]:
@@ -72,7 +99,7 @@ def load_task_cards() -> dict[str, TaskCard]:
     cards: dict[str, TaskCard] = {}
     for directory in card_dirs():
         for path in sorted(directory.glob("*.yaml")):
-            card = parse_card(yaml.safe_load(path.read_text()), path)
+            card = parse_card(read_card_file(path), path)
             if card.name in cards:
                 raise AudiobenchError(f"Task {card.name!r} is defined twice ({cards[card.name].path} and {path}).")
             cards[card.name] = card

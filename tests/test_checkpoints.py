@@ -106,9 +106,6 @@ def test_truncated_checkpoint(mn04_path, tmp_path) -> None:
         read_state_dict(path)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="BUG checkpoints.read_state_dict line 61: str(error).splitlines()[0] raises IndexError "
-                          "when torch.load fails with an empty message (EOFError on a 0-byte file)")
 def test_empty_checkpoint_file(tmp_path) -> None:
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")

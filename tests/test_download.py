@@ -182,13 +182,24 @@ def test_explicit_checkpoint_wins(mn04_card, isolated_cache, tmp_path) -> None:
         resolve_checkpoint(mn04_card, tmp_path / "absent.pt", allow_download=False)
 
 
-def test_cached_checkpoint_is_found(mn04_card, isolated_cache) -> None:
+def test_cached_checkpoint_is_found(mn04_card, isolated_cache, shared_dir) -> None:
+    from audiobench.models.checkpoints import resolve_checkpoint
+
+    cached = isolated_cache / "checkpoints" / "mn04_as_mAP_432.pt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes((shared_dir / "models" / "efficientat" / "mn04_as_mAP_432.pt").read_bytes())
+    assert resolve_checkpoint(mn04_card, allow_download=False) == cached
+
+
+def test_cached_checkpoint_with_wrong_hash_is_refused(mn04_card, isolated_cache) -> None:
     from audiobench.models.checkpoints import resolve_checkpoint
 
     cached = isolated_cache / "checkpoints" / "mn04_as_mAP_432.pt"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"weights")
-    assert resolve_checkpoint(mn04_card, allow_download=False) == cached
+    with pytest.raises(CheckpointError, match="sha256") as info:
+        resolve_checkpoint(mn04_card, allow_download=False)
+    assert "Delete it" in info.value.hint
 
 
 def test_offline_without_download_explains_what_to_do(mn04_card, isolated_cache) -> None:

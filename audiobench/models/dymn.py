@@ -23,7 +23,7 @@ from torch import nn
 
 from audiobench.models.channels import make_divisible
 from audiobench.models.dymn_layers import BN_EPS, BN_MOMENTUM, ContextGen, DynamicConv, DyReLUB
-from audiobench.models.efficientat import BlockSpec, ConvBNAct, block_specs
+from audiobench.models.efficientat import BlockSpec, ConvBNAct, block_specs, init_mobilenet_weights, mlp_head
 
 #: Released DyMN names -> width multiplier.
 DYMN_WIDTHS: Dict[str, float] = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
@@ -114,30 +114,10 @@ class DyMN(nn.Module):
         self.out_c = ConvBNAct(specs[-1].out_ch, last_ch, 1, activation=nn.Hardswish)
         self.embed_dim = last_ch
         hidden = make_divisible(1280 * width_mult)
-        self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(1),
-            nn.Linear(last_ch, hidden),
-            nn.Hardswish(),
-            nn.Dropout(p=dropout),
-            nn.Linear(hidden, num_classes),
-        )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, DynamicConv):
-                m.reset_parameters()
+        self.classifier = mlp_head(last_ch, hidden, num_classes, dropout)
+        init_mobilenet_weights(self)
+        for conv in self.dynamic_convs():
+            conv.reset_parameters()
 
     def dynamic_convs(self) -> List[DynamicConv]:
         """All dynamic convolutions of the network."""

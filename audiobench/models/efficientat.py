@@ -138,6 +138,27 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_residual else y
 
 
+def mlp_head(in_ch: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """EfficientAT's "mlp" head: pool, flatten, Linear, Hardswish, Dropout, Linear (keys ``.2`` / ``.5``)."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(in_ch, hidden), nn.Hardswish(),
+                         nn.Dropout(p=dropout), nn.Linear(hidden, num_classes))
+
+
+def init_mobilenet_weights(module: nn.Module) -> None:
+    """Kaiming-normal convs, unit/zero norms, N(0, 0.01) linears (the MobileNetV3 initialisation)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
 class MobileNet(nn.Module):
     """EfficientAT MN model (MobileNetV3-Large layout, mlp head).
 
@@ -162,28 +183,8 @@ class MobileNet(nn.Module):
         layers.append(ConvBNAct(specs[-1].out_ch, last_ch, 1, activation=nn.Hardswish))
         self.features = nn.Sequential(*layers)
         self.embed_dim = last_ch
-        self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(1),
-            nn.Linear(last_ch, hidden),
-            nn.Hardswish(),
-            nn.Dropout(p=dropout),
-            nn.Linear(hidden, num_classes),
-        )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        self.classifier = mlp_head(last_ch, hidden, num_classes, dropout)
+        init_mobilenet_weights(self)
 
     def features_map(self, mel: torch.Tensor) -> torch.Tensor:
         """Feature map ``[B, C, F', T']`` after ``features.16`` (before pooling)."""

@@ -34,13 +34,28 @@ class LinearProbe:
     def _pipeline(self, c: float) -> Pipeline:
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=self.max_iter, random_state=self.seed))
 
-    def fit_predict(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Train on the training split and return (predicted labels, class probabilities) for the test split."""
+    def fit_predict(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                    num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Train on the training split and return (predicted labels, class probabilities) for the test split.
+
+        Without ``num_classes`` the probability columns are the classes present in ``y_train`` (sorted).
+        With it, labels must be class indices ``0 .. num_classes - 1`` and the probabilities have one
+        column per class of the dataset (zero for a class absent from the training split).
+        """
         threads = 1 if x_train.size < SINGLE_THREAD_BELOW else None
         with threadpool_limits(limits=threads, user_api="blas"):
-            return self._fit_predict(x_train, y_train, x_test)
+            predicted, probabilities, classes = self._fit_predict(x_train, y_train, x_test)
+        if num_classes is None:
+            return predicted, probabilities
+        if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() >= num_classes:
+            raise ValueError(f"num_classes={num_classes} needs class-index labels in [0, {num_classes}), "
+                             f"got classes {classes.tolist()}")
+        full = np.zeros((probabilities.shape[0], num_classes), dtype=probabilities.dtype)
+        full[:, classes] = probabilities
+        return predicted, full
 
-    def _fit_predict(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_predict(self, x_train: np.ndarray, y_train: np.ndarray,
+                     x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.C == "auto":
             search = GridSearchCV(
                 self._pipeline(1.0), {"logisticregression__C": list(AUTO_C_GRID)},
@@ -51,7 +66,7 @@ class LinearProbe:
         else:
             model = self._pipeline(float(self.C)).fit(x_train, y_train)
         probabilities = model.predict_proba(x_test)
-        return model.classes_[probabilities.argmax(axis=1)], probabilities
+        return model.classes_[probabilities.argmax(axis=1)], probabilities, model.classes_
 
     def describe(self) -> dict[str, object]:
         """Settings for the result record."""

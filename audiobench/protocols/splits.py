@@ -34,7 +34,8 @@ def describe_missing(index: DatasetIndex, data_dir: str | None = None, show: int
     present = index.present_per_fold()
     per_fold = ", ".join(f"fold {f}: {present.get(f, 0)}/{n}" for f, n in index.expected_per_fold.items())
     complete = ", ".join(str(f) for f in index.complete_folds()) or "none"
-    examples = ", ".join(index.missing[:show]) + (" ..." if len(index.missing) > show else "")
+    more = len(index.missing) - show
+    examples = ", ".join(index.missing[:show]) + (f" (+{more} more)" if more > 0 else "")
     where = f" under {data_dir}" if data_dir else ""
     return (f"{index.name} is incomplete{where}: {len(index.clips)} of {index.expected_total} clips present; "
             f"complete folds: {complete} ({per_fold}); missing e.g. {examples}")

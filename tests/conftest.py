@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from shared_material import SHARED  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

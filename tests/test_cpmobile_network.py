@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from shared_material import SHARED, require
 from audiobench.frontends import EfficientATMel
 from audiobench.models.cpmobile import (
     CHECKPOINT_PREFIX,
@@ -20,7 +20,6 @@ from audiobench.models.cpmobile import (
     load_lightning_state_dict,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIX = SHARED / "fixtures" / "cpmobile"
 ARCH = FIX / "architecture.json"
 IO = FIX / "cpmobile_io.pt"
@@ -28,24 +27,19 @@ CKPT = SHARED / "models" / "cpmobile_dcase23" / "cpmobile_tau22_c0a7nzin.ckpt"
 METRO_WAV = SHARED / "data" / "tau22" / "metro_station-paris.wav"
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared reference file not found: {path}")
-    return path
-
 
 @pytest.fixture(scope="module")
 def io_fixture() -> dict:
-    return torch.load(_require(IO), weights_only=True)
+    return torch.load(require(IO), weights_only=True)
 
 
 @pytest.fixture(scope="module")
 def model() -> CPMobile:
-    return load_cpmobile(str(_require(CKPT)))
+    return load_cpmobile(str(require(CKPT)))
 
 
 def test_keys_shapes_and_param_count() -> None:
-    arch = json.loads(_require(ARCH).read_text())
+    arch = json.loads(require(ARCH).read_text())
     net = CPMobile()
     got = [(k, list(v.shape)) for k, v in net.state_dict().items()]
     expected = [(k, list(shape)) for k, shape, _ in arch["state_dict"]]
@@ -79,7 +73,7 @@ def test_frontend_matches_fixture(io_fixture: dict) -> None:
 
 
 def test_lightning_checkpoint_strict_load() -> None:
-    sd = load_lightning_state_dict(str(_require(CKPT)))
+    sd = load_lightning_state_dict(str(require(CKPT)))
     net = CPMobile()
     net.load_state_dict(sd, strict=True)
     assert set(sd) == set(net.state_dict())
@@ -101,7 +95,7 @@ def test_logits_match_fixture(model: CPMobile, io_fixture: dict) -> None:
 def test_metro_station_clip(model: CPMobile) -> None:
     sf = pytest.importorskip("soundfile")
     soxr = pytest.importorskip("soxr")
-    x, sr = sf.read(str(_require(METRO_WAV)), dtype="float64")
+    x, sr = sf.read(str(require(METRO_WAV)), dtype="float64")
     if x.ndim > 1:
         x = x.mean(axis=1)
     y = soxr.resample(x, sr, 32000, quality="HQ").astype(np.float32)

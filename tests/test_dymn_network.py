@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from shared_material import SHARED, require
 from audiobench.models.dymn import DYMN_WIDTHS, DyMN, context_dim
 from audiobench.models.dymn_layers import DynamicConv, DyReLUB
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIX = SHARED / "fixtures" / "efficientat"
 ARCH = FIX / "architectures.json"
 DYMN_NAMES = ["dymn04", "dymn10", "dymn20"]
@@ -21,21 +20,16 @@ DYMN_NAMES = ["dymn04", "dymn10", "dymn20"]
 REFERENCE_GMACS = {"dymn04": 0.118, "dymn10": 0.583, "dymn20": 2.22}
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared reference file not found: {path}")
-    return path
-
 
 @pytest.fixture(scope="module")
 def architectures() -> dict:
-    return json.loads(_require(ARCH).read_text())
+    return json.loads(require(ARCH).read_text())
 
 
 @pytest.fixture(scope="module")
 def dymn04_fixture() -> tuple:
-    sd = torch.load(_require(FIX / "dymn04_state_dict.pt"), weights_only=True)
-    io = torch.load(_require(FIX / "dymn04_io.pt"), weights_only=True)
+    sd = torch.load(require(FIX / "dymn04_state_dict.pt"), weights_only=True)
+    io = torch.load(require(FIX / "dymn04_io.pt"), weights_only=True)
     model = DyMN(0.4, temperature=float(io.get("dymn_temperature", 1.0))).eval()
     model.load_state_dict(sd, strict=True)
     return model, io

@@ -3,36 +3,30 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
+from shared_material import SHARED, require
 from audiobench.models.catalog import MOBILENET_RELEASES
 from audiobench.models.efficientat import MobileNet, make_divisible
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIX = SHARED / "fixtures" / "efficientat"
 ARCH = FIX / "architectures.json"
 CKPT = SHARED / "models" / "efficientat" / "mn04_as_mAP_432.pt"
 MN_NAMES = ["mn01", "mn02", "mn04", "mn05", "mn10", "mn20", "mn30", "mn40"]
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared reference file not found: {path}")
-    return path
-
 
 @pytest.fixture(scope="module")
 def architectures() -> dict:
-    return json.loads(_require(ARCH).read_text())
+    return json.loads(require(ARCH).read_text())
 
 
 @pytest.fixture(scope="module")
 def mn04_fixture() -> tuple:
-    sd = torch.load(_require(FIX / "mn04_state_dict.pt"), weights_only=True)
-    io = torch.load(_require(FIX / "mn04_io.pt"), weights_only=True)
+    sd = torch.load(require(FIX / "mn04_state_dict.pt"), weights_only=True)
+    io = torch.load(require(FIX / "mn04_io.pt"), weights_only=True)
     model = MobileNet(0.4).eval()
     model.load_state_dict(sd, strict=True)
     return model, io
@@ -93,7 +87,7 @@ def test_channels_last_same_output(mn04_fixture: tuple) -> None:
 
 
 def test_real_checkpoint_strict_load() -> None:
-    sd = torch.load(_require(CKPT), weights_only=True)
+    sd = torch.load(require(CKPT), weights_only=True)
     assert len(sd) == 312
     model = MobileNet(0.4).eval()
     model.load_state_dict(sd, strict=True)

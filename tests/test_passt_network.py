@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
+from shared_material import SHARED, require
 from audiobench.models.passt import (
     PASST_RELEASES,
     PaSST,
@@ -18,27 +18,21 @@ from audiobench.models.passt import (
     token_grid,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIX = SHARED / "fixtures" / "passt"
 PASST_S = "passt_s_swa_p16_128_ap476"
 SMALL = dict(embed_dim=64, depth=2, num_heads=4)
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared reference file not found: {path}")
-    return path
-
 
 @pytest.fixture(scope="module")
 def passt_s_arch() -> dict:
-    return json.loads(_require(FIX / "architectures.json").read_text())[PASST_S]
+    return json.loads(require(FIX / "architectures.json").read_text())[PASST_S]
 
 
 @pytest.fixture(scope="module")
 def small_fixture() -> tuple[PaSST, dict]:
-    io = torch.load(_require(FIX / "passt_small_io.pt"), weights_only=True)
-    sd = torch.load(_require(FIX / "passt_small_state_dict.pt"), weights_only=True)
+    io = torch.load(require(FIX / "passt_small_io.pt"), weights_only=True)
+    sd = torch.load(require(FIX / "passt_small_state_dict.pt"), weights_only=True)
     c = io["config"]
     cfg = PaSSTConfig(embed_dim=c["embed_dim"], depth=c["depth"], num_heads=c["num_heads"],
                       mlp_ratio=c["mlp_ratio"], patch_size=c["patch_size"], stride=tuple(c["stride"]),

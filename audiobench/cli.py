@@ -184,8 +184,8 @@ def _print_run_summary(record: dict[str, Any], path: Path) -> None:
         table.add_row(name, f"{value:.4f}")
     table.add_row("[bold]mean ± std[/]", f"[bold]{metric['mean']:.4f} ± {metric['std']:.4f}[/]")
     out.print(table)
-    label = "official protocol" if official else "[bold yellow]NON-OFFICIAL protocol[/]"
-    out.print(f"{label}: {record['protocol']['splits']}")
+    splits = record["protocol"]["splits"]
+    out.print(f"official protocol: {splits}" if official else f"[bold yellow]{splits}[/]")
     out.print(f"record: {path}")
 
 

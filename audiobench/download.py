@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from audiobench.errors import AudiobenchError
 
@@ -18,6 +19,18 @@ CHUNK = 1 << 20
 
 class DownloadError(AudiobenchError):
     """A download that failed (offline, HTTP error, size or hash mismatch)."""
+
+
+@contextlib.contextmanager
+def _progress_bar(name: str) -> Iterator[ProgressCallback]:
+    """A rich download bar on stderr, as a ``(bytes so far, total)`` callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    columns = (TextColumn(f"download {name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(name, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def sha256_of(path: Path) -> str:
@@ -31,7 +44,7 @@ def sha256_of(path: Path) -> str:
 
 def download(url: str, destination: Path, sha256: str | None = None, size: int | None = None,
              progress: ProgressCallback | None = None, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``destination``.
+    """Download ``url`` to ``destination``, with a progress bar on stderr unless ``progress`` is given.
 
     Data goes to ``destination + ".part"`` first; an interrupted download (fewer bytes than the server
     announced) raises :class:`DownloadError` and keeps the ``.part``, which the next call resumes with an
@@ -39,6 +52,9 @@ def download(url: str, destination: Path, sha256: str | None = None, size: int |
     complete file whose size and sha256 match (when known) is moved to ``destination``; a mismatching one
     is deleted.
     """
+    if progress is None:
+        with _progress_bar(destination.name) as bar:
+            return download(url, destination, sha256, size, bar, timeout)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     offset = partial.stat().st_size if partial.exists() else 0

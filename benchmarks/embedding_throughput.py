@@ -57,6 +57,31 @@ def time_network(model, mel: torch.Tensor, batches: int) -> float:
     return batches * mel.shape[0] / (time.perf_counter() - started)
 
 
+def stage_breakdown(model, clips, seconds: float, batch_size: int) -> dict[str, float]:
+    """Milliseconds per clip of each pipeline stage, run one after the other in this process."""
+    from audiobench.audio import fit_length, read_audio, resample
+
+    clips = clips[:batch_size]
+    started = time.perf_counter()
+    decoded = [read_audio(c.path) for c in clips]
+    decode = time.perf_counter() - started
+    started = time.perf_counter()
+    resampled = [fit_length(resample(x, sr, model.sample_rate), int(seconds * model.sample_rate)) for x, sr in decoded]
+    resampling = time.perf_counter() - started
+    waveforms = torch.from_numpy(np.stack(resampled))
+    with torch.inference_mode():
+        model.mel(waveforms)  # warm-up
+        started = time.perf_counter()
+        mel = model.mel(waveforms)
+        frontend = time.perf_counter() - started
+        started = time.perf_counter()
+        model.network(mel)
+        network = time.perf_counter() - started
+    per_clip = 1000.0 / len(clips)
+    return {"decode_ms": decode * per_clip, "resample_ms": resampling * per_clip,
+            "frontend_ms": frontend * per_clip, "network_ms": network * per_clip}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mn04")
@@ -85,12 +110,14 @@ def main() -> None:
         for _ in range(args.repeats):
             network.append(time_network(model, mel, batches))
             pipeline.append(time_pipeline(model, clips, args.seconds, args.batch_size, workers))
+        stages = stage_breakdown(model, clips, args.seconds, args.batch_size)
     result = {
         "model": args.model, "clips": len(clips), "clip_seconds": args.seconds, "batch_size": args.batch_size,
         "workers": workers, "torch_threads": torch.get_num_threads(), "network_input": list(mel.shape),
         "audio": str(args.audio_dir) if args.audio_dir else "generated 44.1 kHz wav",
         "pipeline_clips_per_s": float(np.median(pipeline)), "network_clips_per_s": float(np.median(network)),
     }
+    result["stages_ms_per_clip"] = stages
     result["ratio"] = result["pipeline_clips_per_s"] / result["network_clips_per_s"]
     if args.json:
         print(json.dumps(result, indent=1))
@@ -100,6 +127,8 @@ def main() -> None:
     print(f"  pipeline (decode+resample+front-end+network): {result['pipeline_clips_per_s']:.1f} clips/s")
     print(f"  bare network forward:                          {result['network_clips_per_s']:.1f} clips/s")
     print(f"  ratio pipeline/network: {result['ratio']:.3f} (target >= 0.9)")
+    stages = ", ".join(f"{k[:-3]} {v:.2f}" for k, v in result["stages_ms_per_clip"].items())
+    print(f"  per-clip stage cost in ms, sequential in one process: {stages}")
 
 
 if __name__ == "__main__":

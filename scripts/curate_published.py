@@ -30,6 +30,15 @@ def curate(source: Path, destination: Path) -> int:
                            "1.961 / 10.548 / 39.966 M (protocols.md conflict 4). Regression tolerances compare "
                            "measured counts with the README values.",
             "dymn20_as_mAP": "0.491 (README since 2023-11-03, default checkpoint name); 0.490 in the paper.",
+            "dymn_macs": "Published 0.12 / 0.58 / 2.2 G (README) are the regression targets; EfficientAT's hook "
+                         "counter cannot count dynamic convolutions, audiobench counts them at the operator level.",
+            "passt_s_complexity": "No record gives PaSST-S params/MACs as a table value (figures only: ~128 G in the "
+                                  "ICASSP plot r0065, ~100 G and 87.1 M in the TASLP plot r0080). The regression "
+                                  "test uses the exact parameter count (86,153,758) and the op-level 127.4 GMACs of "
+                                  "shared/fixtures/passt, which agree with the ICASSP figure.",
+            "cpmobile_macs": "No curated record: the DCASE23 budget (128 k params, 30 MMACs per 1 s) is on the "
+                             "model card; audiobench reports its own op-level count on the model's real 1 s input "
+                             "(256 x 64 frames) and never adjusts it to the budget.",
         },
         "record_count": len(kept),
         "records": kept,

@@ -11,13 +11,14 @@ resumes with the clips still missing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from audiobench.atomic import atomic_write_bytes
 
 
 def stable_hash(obj: Any) -> str:
@@ -44,7 +45,7 @@ class EmbeddingCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         description = self.directory / "model.json"
         if not description.exists():
-            _atomic_write_bytes(description, json.dumps(fingerprint, indent=1, sort_keys=True).encode())
+            atomic_write_bytes(description, json.dumps(fingerprint, indent=1, sort_keys=True).encode())
 
     def _path(self, clip_key: str) -> Path:
         return self.directory / clip_key[:2] / f"{clip_key}.npy"
@@ -64,17 +65,6 @@ class EmbeddingCache:
         """Store an embedding atomically."""
         path = self._path(clip_key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False)
-        try:
-            with handle:
-                np.save(handle, np.ascontiguousarray(embedding, dtype=np.float32), allow_pickle=False)
-            os.replace(handle.name, path)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(embedding, dtype=np.float32), allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())

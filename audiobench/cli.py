@@ -109,7 +109,7 @@ def list_command(kind: ListKind = typer.Argument(..., help="What to list."), as_
 
     cards = load_task_cards()
     if as_json:
-        return _print_json([{k: v for k, v in vars(c).items()} for c in cards.values()])
+        return _print_json([vars(c) for c in cards.values()])
     table = Table(title="tasks (cards in tasks/)")
     for column in ("name", "dataset", "labels", "metric", "protocol", "splits", "description"):
         table.add_column(column)

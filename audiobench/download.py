@@ -91,8 +91,7 @@ def download(url: str, destination: Path, sha256: str | None = None, size: int |
                 for block in iter(lambda: response.read(CHUNK), b""):
                     handle.write(block)
                     done += len(block)
-                    if progress is not None:
-                        progress(done, total_bytes)
+                    progress(done, total_bytes)
         except (OSError, http.client.HTTPException) as error:  # connection reset, timeout, ...
             raise DownloadError(
                 f"Download of {url} was interrupted after {done} of {total_bytes or 'unknown'} bytes ({error}).",

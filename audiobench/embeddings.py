@@ -7,7 +7,6 @@ pipeline costs little more than the bare network forward (see ``benchmarks/embed
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,7 +31,6 @@ class EmbeddingStats:
     total: int
     reused: int
     computed: int
-    compute_seconds: float
 
 
 def default_num_workers() -> int:
@@ -83,7 +81,6 @@ def extract_embeddings(
     todo = [i for i, e in enumerate(result) if e is None]
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))
-    started = time.perf_counter()
     if todo:
         loader = DataLoader(
             ClipAudio([clips[i] for i in todo], model.sample_rate, seconds),
@@ -101,6 +98,5 @@ def extract_embeddings(
                         cache.put(keys[index], embedding)
                 if on_progress is not None:
                     on_progress(len(positions))
-    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo),
-                           compute_seconds=time.perf_counter() - started)
+    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo))
     return np.stack(result) if result else np.zeros((0, model.embedding_dim), np.float32), stats

@@ -7,9 +7,10 @@ Kaldi-style mel filterbank, natural log and a fixed affine normalisation.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional
+from typing import Any, ContextManager, Dict, Optional
 
 import torch
 from torch import nn
@@ -45,6 +46,13 @@ class MelConfig:
     def to_dict(self) -> Dict[str, Any]:
         """JSON-serialisable dict of all fields (used for cache keys)."""
         return asdict(self)
+
+
+def autocast_disabled(device_type: str) -> ContextManager[object]:
+    """A context with autocast off on ``device_type``: front-ends always compute in float32."""
+    if device_type in ("cpu", "cuda"):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _mel(freq: torch.Tensor) -> torch.Tensor:
@@ -135,10 +143,7 @@ class EfficientATMel(nn.Module):
             return_complex=True,
         )
         power = spec.real.square() + spec.imag.square()
-        if power.device.type in ("cpu", "cuda"):
-            with torch.autocast(device_type=power.device.type, enabled=False):
-                mel = torch.matmul(self.mel_basis.float(), power.float())
-        else:
+        with autocast_disabled(power.device.type):
             mel = torch.matmul(self.mel_basis.float(), power.float())
         logmel = torch.log(mel + cfg.log_offset)
         return (logmel + cfg.norm_shift) / cfg.norm_scale

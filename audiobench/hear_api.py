@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 import types
 from typing import Any
 
@@ -62,12 +61,11 @@ def _hear_model_class() -> type:
 
 def load_model(model_file_path: str = "", model_name: str = "mn10") -> Any:
     """Load audiobench model ``model_name``; weights from ``model_file_path``, else its released ones."""
-    from audiobench.models.loading import load_model as load_audiobench_model
+    from audiobench.models.loading import has_released_weights, load_model as load_audiobench_model
 
-    card = MODELS.entry(model_name).info
-    checkpoint = model_file_path or None
-    pretrained = checkpoint is not None or getattr(card, "checkpoint", None) is not None
-    return _hear_model_class()(load_audiobench_model(model_name, checkpoint=checkpoint, pretrained=pretrained))
+    model = load_audiobench_model(model_name, checkpoint=model_file_path or None,
+                                  pretrained=has_released_weights(model_name))
+    return _hear_model_class()(model)
 
 
 def get_scene_embeddings(audio: Any, model: Any) -> Any:
@@ -115,5 +113,4 @@ def hear_module_for(model_name: str) -> types.ModuleType:
     """The module ``audiobench.hear.<safe name>`` of ``model_name`` (imported, so in sys.modules)."""
     if model_name_for(model_name) is None:
         MODELS.entry(model_name)  # raises UnknownNameError with the known names
-    name = module_name_for(model_name)
-    return sys.modules.get(name) or importlib.import_module(name)
+    return importlib.import_module(module_name_for(model_name))

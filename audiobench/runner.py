@@ -12,7 +12,7 @@ import numpy as np
 
 from audiobench.cachedir import cache_subdir
 from audiobench.datasets.base import DatasetIndex
-from audiobench.registry import DATASETS, METRICS, MODELS, PROTOCOLS
+from audiobench.registry import DATASETS, METRICS, PROTOCOLS
 from audiobench.tasks import TaskCard, get_task
 
 
@@ -60,22 +60,21 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     from audiobench.complexity import measure_complexity
     from audiobench.device import resolve_device
     from audiobench.embeddings import cache_for, extract_embeddings
-    from audiobench.models.loading import load_model
+    from audiobench.models.loading import has_released_weights, load_model
     from audiobench.results import summarise, write_record
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     card = get_task(options.task)
-    model_card = MODELS.entry(options.model).info  # fails early on an unknown model name
+    pretrained = has_released_weights(options.model)  # also fails early on an unknown model name
     index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **card.dataset_options)
     plan = _splits(card, index, options)
     reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
 
     t0 = time.perf_counter()
     device = resolve_device(options.device)
-    has_weights = options.checkpoint is not None or (model_card is not None and model_card.checkpoint is not None)
-    model = load_model(options.model, checkpoint=options.checkpoint, pretrained=has_weights).to(device)
+    model = load_model(options.model, checkpoint=options.checkpoint, pretrained=pretrained).to(device)
     timings["load_model_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     complexity = measure_complexity(model, measure_latency=False)  # the model's standard input

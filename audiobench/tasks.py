@@ -41,6 +41,7 @@ class TaskCard:
 
     @property
     def folds(self) -> list[int]:
+        """The official fold numbers (``splits.folds``)."""
         return list(self.splits.get("folds", []))
 
 

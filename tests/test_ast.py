@@ -17,19 +17,13 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from audiobench.errors import CheckpointError  # noqa: E402
-from audiobench.models.ast import (  # noqa: E402
-    KaldiFbank,
-    KaldiFbankConfig,
-    build_ast,
-    load_ast_directory,
-    read_ast_checkpoint,
-    to_hub_key,
-    to_v5_key,
-)
-from audiobench.models.ast_card import AST_AUDIOSET_CONFIG, ast_specs  # noqa: E402
+from audiobench.models.ast import KaldiFbank, KaldiFbankConfig, build_ast, to_hub_key, to_v5_key  # noqa: E402
+from audiobench.models.ast_card import AST_AUDIOSET_CONFIG, AST_HF_ID, ast_specs  # noqa: E402
+from audiobench.models.checkpoints import load_weights, read_state_dict  # noqa: E402
 
 SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
 SR = 16000
+AUDIOSET_AST_PARAMS = 86_594_063  # 86.19 M encoder + 0.41 M AudioSet head (transformers' ASTForAudioClassification)
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +85,8 @@ def test_card() -> None:
     assert (card.name, card.family, card.sample_rate, card.embedding_dim) == ("ast-audioset", "ast", 16000, 768)
     assert (card.num_classes, card.label_set, card.output_activation) == (527, "audioset", "sigmoid")
     assert card.checkpoint.url.endswith("MIT/ast-finetuned-audioset-10-10-0.4593/resolve/main/model.safetensors")
-    assert [p.value for p in card.published] == [0.459]
+    (published,) = card.published  # the checkpoint's name carries its AudioSet mAP (0.4593)
+    assert published.value == pytest.approx(float(AST_HF_ID.rsplit("-", 1)[1]), abs=5e-4)
 
 
 def test_full_audioset_config_on_meta_device() -> None:
@@ -100,7 +95,7 @@ def test_full_audioset_config_on_meta_device() -> None:
     network = model.network
     assert network.config.num_labels == 527 and model.grid == (12, 101)
     assert network.audio_spectrogram_transformer.embeddings.position_embeddings.shape == (1, 12 * 101 + 2, 768)
-    assert model.num_parameters() == 86_594_063  # 86.19 M encoder + 0.41 M AudioSet head
+    assert model.num_parameters() == AUDIOSET_AST_PARAMS
     assert {k: getattr(network.config, k) for k in AST_AUDIOSET_CONFIG} == AST_AUDIOSET_CONFIG
 
 
@@ -152,7 +147,7 @@ def test_save_pretrained_and_reload_offline(tmp_path) -> None:
     x = torch.from_numpy(np.stack([_signal(10.0, 2), _signal(10.0, 3)]))
     model = _small_model(seed=1)
     model.network.save_pretrained(tmp_path / "ast")
-    on_disk = load_ast_directory(tmp_path / "ast")
+    on_disk = read_state_dict(tmp_path / "ast")
     assert set(on_disk) == set(model.network.state_dict())
     reloaded = _small_model(seed=2)
     with torch.no_grad():
@@ -166,8 +161,6 @@ def test_save_pretrained_and_reload_offline(tmp_path) -> None:
 
 
 def test_single_state_dict_file_and_generic_loader(tmp_path) -> None:
-    from audiobench.models.checkpoints import load_weights
-
     x = torch.from_numpy(_signal(3.0, 4))[None]
     model = _small_model(seed=1)
     torch.save(model.network.state_dict(), tmp_path / "ast.pt")
@@ -178,13 +171,13 @@ def test_single_state_dict_file_and_generic_loader(tmp_path) -> None:
         expected = model.logits(x)
         for path in (tmp_path / "ast.pt", tmp_path / "ast.safetensors"):
             other = _small_model(seed=2)
-            other.network.load_state_dict(read_ast_checkpoint(path), strict=True)
+            other.network.load_state_dict(read_state_dict(path), strict=True)
             torch.testing.assert_close(other.logits(x), expected, rtol=0, atol=0)
         other = _small_model(seed=3)
         load_weights(other.network, tmp_path / "ast.pt")  # audiobench's strict loader, unchanged
         torch.testing.assert_close(other.logits(x), expected, rtol=0, atol=0)
     with pytest.raises(CheckpointError):
-        load_ast_directory(tmp_path)
+        read_state_dict(tmp_path)  # a directory without model.safetensors / pytorch_model.bin
 
 
 def test_output_shapes_and_frames() -> None:
@@ -203,14 +196,11 @@ def test_output_shapes_and_frames() -> None:
     assert fingerprint["frontend"]["n_mels"] == 128 and fingerprint["config"]["time_stride"] == 10
 
 
-def test_load_model_when_registered() -> None:
+def test_load_model_from_the_catalog() -> None:
     from audiobench.models.loading import load_model
-    from audiobench.registry import MODELS
 
-    if "ast-audioset" not in MODELS:
-        pytest.skip("ast-audioset is not registered in the catalog yet")
     model = load_model("ast-audioset")  # random weights, full AudioSet configuration
-    assert model.num_parameters() == 86_594_063 and model.embedding_dim == 768
+    assert model.num_parameters() == AUDIOSET_AST_PARAMS and model.embedding_dim == 768
     with torch.no_grad():
         assert model.embed(torch.zeros(1, SR)).shape == (1, 768)
     with pytest.raises(CheckpointError):  # the isolated cache holds no checkpoint

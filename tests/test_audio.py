@@ -97,29 +97,16 @@ def test_corrupt_file(tmp_path) -> None:
     assert info.value.hint
 
 
-def test_wav_cut_inside_the_header(tmp_path) -> None:
-    good = tmp_path / "good.wav"
-    sf.write(good, _sine(440, 16000, 0.5), 16000, subtype="PCM_16")
-    path = tmp_path / "cut-header.wav"
-    path.write_bytes(good.read_bytes()[:30])
-    with pytest.raises(AudioFileError, match="cut-header.wav"):
-        read_audio(path)
-
-
-def test_wav_with_header_only(tmp_path) -> None:
-    good = tmp_path / "good.wav"
-    sf.write(good, _sine(440, 16000, 0.5), 16000, subtype="PCM_16")
-    path = tmp_path / "header-only.wav"
-    path.write_bytes(good.read_bytes()[:44])  # canonical 44-byte header, no samples
-    with pytest.raises(AudioFileError, match="header-only.wav"):
-        read_audio(path)
-
-
-def test_wav_truncated_inside_the_data(tmp_path) -> None:
+@pytest.mark.parametrize("name, keep", [
+    ("cut-header", lambda size: 30),
+    ("header-only", lambda size: 44),  # the canonical 44-byte header, no samples
+    ("truncated", lambda size: size // 2),  # e.g. an interrupted copy: the header says 16000 frames
+], ids=["cut-inside-the-header", "header-only", "cut-inside-the-data"])
+def test_cut_wav_is_refused_naming_the_file(tmp_path, name, keep) -> None:
     good = tmp_path / "good.wav"
     sf.write(good, _sine(440, 16000, 1.0), 16000, subtype="PCM_16")
-    path = tmp_path / "truncated.wav"
     data = good.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # e.g. an interrupted copy: header says 16000 frames
-    with pytest.raises(AudioFileError, match="truncated.wav"):
+    path = tmp_path / f"{name}.wav"
+    path.write_bytes(data[: keep(len(data))])
+    with pytest.raises(AudioFileError, match=f"{name}.wav"):
         read_audio(path)

@@ -8,20 +8,22 @@ import numpy as np
 import pytest
 import torch
 
+from shared_material import MN04, file_sha256, require
 import audiobench
 from audiobench.errors import CheckpointError
+from audiobench.models import checkpoints
 from audiobench.models.checkpoints import describe_mismatch, load_weights, read_state_dict
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MN04 = SHARED / "models" / "efficientat" / "mn04_as_mAP_432.pt"
-MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
+from audiobench.registry import MODELS
 
 
 @pytest.fixture(scope="module")
 def mn04_path() -> Path:
-    if not MN04.is_file():
-        pytest.skip(f"real mn04 checkpoint not found: {MN04}")
-    return MN04
+    return require(MN04)
+
+
+@pytest.fixture(scope="module")
+def mn04_sha256(mn04_path) -> str:
+    return file_sha256(mn04_path)
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +31,45 @@ def small_network() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
 
 
-def test_real_mn04_checkpoint_loads_strictly(mn04_path) -> None:
+def test_real_mn04_checkpoint_loads_strictly(mn04_path, mn04_sha256) -> None:
     model = audiobench.load_model("mn04")
     assert model.checkpoint_sha256 is None
     digest = load_weights(model.network, mn04_path)
-    assert digest == MN04_SHA256
+    assert digest == mn04_sha256
     state = torch.load(mn04_path, map_location="cpu", weights_only=True)
     loaded = model.network.state_dict()
-    assert set(state) == set(loaded) and len(state) == 312
+    assert set(state) == set(loaded)
     for key in ("features.0.0.weight", "classifier.5.bias"):
         assert key in state
         torch.testing.assert_close(loaded[key], state[key], rtol=0, atol=0)
 
 
-def test_load_model_with_checkpoint_records_it(mn04_path) -> None:
+def test_load_model_with_checkpoint_records_it(mn04_path, mn04_sha256) -> None:
     model = audiobench.load_model("mn04", checkpoint=mn04_path)
-    assert model.checkpoint_sha256 == MN04_SHA256
+    assert model.checkpoint_sha256 == mn04_sha256
     assert model.checkpoint_path == str(mn04_path)
-    assert model.fingerprint()["checkpoint_sha256"] == MN04_SHA256
+    assert model.fingerprint()["checkpoint_sha256"] == mn04_sha256
     assert not model.training
+
+
+def test_catalog_hash_is_the_real_release_file(mn04_sha256) -> None:
+    assert MODELS.entry("mn04").info.checkpoint.sha256 == mn04_sha256
+
+
+def test_released_checkpoint_is_hashed_once(mn04_path, mn04_sha256, isolated_cache, monkeypatch) -> None:
+    cached = isolated_cache / "checkpoints" / mn04_path.name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(mn04_path.read_bytes())
+    hashed: list[Path] = []
+
+    def counting_sha256_of(path: Path) -> str:
+        hashed.append(Path(path))
+        return file_sha256(path)
+
+    monkeypatch.setattr(checkpoints, "sha256_of", counting_sha256_of)
+    model = audiobench.load_model("mn04", pretrained=True, allow_download=False)
+    assert model.checkpoint_sha256 == mn04_sha256 and model.checkpoint_path == str(cached)
+    assert hashed == [cached]  # verified against the card once, and that hash is the one recorded
 
 
 def test_lightning_wrapper_with_key_prefix(mn04_path, tmp_path) -> None:

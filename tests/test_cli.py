@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from shared_material import ESC50, MN04, METRO_WAV, file_sha256, require
 from audiobench import provenance
 from audiobench.cli import app
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MN04 = SHARED / "models" / "efficientat" / "mn04_as_mAP_432.pt"
-ESC50 = SHARED / "data" / "esc50"
-METRO = SHARED / "data" / "tau22" / "metro_station-paris.wav"
 
 runner = CliRunner()
 
@@ -27,12 +23,6 @@ def _no_git(directory=None):  # the tests run no git command; provenance.git_rev
 @pytest.fixture(autouse=True)
 def _stub_git(monkeypatch) -> None:
     monkeypatch.setattr(provenance, "git_revision", _no_git)
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared reference file not found: {path}")
-    return path
 
 
 def _flat(text: str) -> str:
@@ -54,7 +44,7 @@ def test_list_models_json() -> None:
     mn04 = rows["mn04"]
     assert mn04["checkpoint"]["url"] == (
         "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt")
-    assert mn04["checkpoint"]["sha256"].startswith("899a8c62")
+    assert mn04["checkpoint"]["sha256"] == file_sha256(MN04)  # verified on the real release file
     assert mn04["sample_rate"] == 32000 and mn04["embedding_dim"] == 384 and mn04["num_classes"] == 527
     assert rows["logmel-stats"]["checkpoint"] is None
     assert all(row["source"] for row in rows.values())
@@ -182,8 +172,8 @@ def test_table_output_marks_non_official(use_synthetic_cache, tmp_path) -> None:
 
 
 def test_partial_esc50_is_refused_without_traceback(tmp_path) -> None:
-    _need(ESC50)
-    result = invoke("run", "--task", "esc50", "--model", "mn04", "--data-dir", ESC50, "--checkpoint", _need(MN04),
+    require(ESC50)
+    result = invoke("run", "--task", "esc50", "--model", "mn04", "--data-dir", ESC50, "--checkpoint", require(MN04),
                     "-o", tmp_path)
     assert result.exit_code == 2
     message = _flat(result.stderr)
@@ -193,8 +183,8 @@ def test_partial_esc50_is_refused_without_traceback(tmp_path) -> None:
 
 
 def test_partial_esc50_json_error(tmp_path) -> None:
-    _need(ESC50)
-    result = invoke("run", "--task", "esc50", "--model", "mn04", "--data-dir", ESC50, "--checkpoint", _need(MN04),
+    require(ESC50)
+    result = invoke("run", "--task", "esc50", "--model", "mn04", "--data-dir", ESC50, "--checkpoint", require(MN04),
                     "-o", tmp_path, "--json")
     assert result.exit_code == 2
     error = json.loads(result.stdout)
@@ -233,12 +223,12 @@ def test_bad_probe_c_and_device(use_synthetic_cache, tmp_path) -> None:
 
 
 def test_predict_metro_station() -> None:
-    result = invoke("predict", _need(METRO), "--model", "mn04", "--checkpoint", _need(MN04), "--json",
+    result = invoke("predict", require(METRO_WAV), "--model", "mn04", "--checkpoint", require(MN04), "--json",
                     "--device", "cpu")
     assert result.exit_code == 0, result.output
     prediction = json.loads(result.stdout)
     assert prediction["warning"] is None and prediction["activation"] == "sigmoid"
-    assert prediction["checkpoint_sha256"].startswith("899a8c62")
+    assert prediction["checkpoint_sha256"] == file_sha256(MN04)
     top = prediction["top"]
     assert len(top) == 5
     assert top[0]["label"] == "Train" and top[0]["score"] == pytest.approx(0.727, abs=0.01)
@@ -247,13 +237,13 @@ def test_predict_metro_station() -> None:
 
 
 def test_predict_missing_file(tmp_path) -> None:
-    missing = invoke("predict", tmp_path / "nothing.wav", "--model", "mn04", "--checkpoint", _need(MN04))
+    missing = invoke("predict", tmp_path / "nothing.wav", "--model", "mn04", "--checkpoint", require(MN04))
     assert missing.exit_code == 2 and "nothing.wav" in _flat(missing.stderr)
     assert "Traceback" not in missing.output
 
 
 def test_predict_without_head_is_explained() -> None:
-    result = invoke("predict", _need(METRO), "--model", "logmel-stats", "--json")
+    result = invoke("predict", require(METRO_WAV), "--model", "logmel-stats", "--json")
     assert result.exit_code == 2
     assert "no pretrained classification head" in json.loads(result.stdout)["error"]
 

@@ -79,7 +79,6 @@ def test_passt_s_matches_reference_counts(shared_dir: Path) -> None:
     macs_g = float(re.search(r"op-level counter gives ([0-9.]+) GMACs for a `\[1,1,128,998\]`", readme).group(1))
     published = [n for n in model.card.published if n.params_M is not None or n.macs_G is not None]
     assert record["published"] is None and not published  # nothing to compare on the card itself
-    assert abs(record["params"]["total"] - arch["params"]) / arch["params"] <= PARAMS_TOLERANCE
     assert record["params"]["total"] == arch["params"]
     assert abs(record["macs"]["total"] / 1e9 - macs_g) / macs_g <= MACS_TOLERANCE
     # 1000 frames give the same 12 x 99 patch grid as the 998 frames of the reference input

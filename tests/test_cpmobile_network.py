@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from shared_material import SHARED, require
+from shared_material import METRO_WAV, SHARED, file_sha256, require
+from audiobench.audio import load_audio
 from audiobench.frontends import EfficientATMel
-from audiobench.models.cpmobile import (
-    CHECKPOINT_PREFIX,
-    CPMOBILE_CLASSES,
-    CPMOBILE_MEL_CONFIG,
-    DCASE23_MAX_PARAMS,
-    CPMobile,
-    load_cpmobile,
-    load_lightning_state_dict,
-)
+from audiobench.models.catalog import CPMOBILE_CHECKPOINT, cpmobile_specs
+from audiobench.models.checkpoints import load_weights, read_state_dict
+from audiobench.models.cpmobile import CPMOBILE_CLASSES, CPMOBILE_MEL_CONFIG, CPMobile
+from audiobench.models.loading import load_model
 
 FIX = SHARED / "fixtures" / "cpmobile"
 ARCH = FIX / "architecture.json"
 IO = FIX / "cpmobile_io.pt"
-CKPT = SHARED / "models" / "cpmobile_dcase23" / "cpmobile_tau22_c0a7nzin.ckpt"
-METRO_WAV = SHARED / "data" / "tau22" / "metro_station-paris.wav"
-
+CKPT = SHARED / "models" / "cpmobile_dcase23" / CPMOBILE_CHECKPOINT.file_name
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,10 @@ def io_fixture() -> dict:
 
 @pytest.fixture(scope="module")
 def model() -> CPMobile:
-    return load_cpmobile(str(require(CKPT)))
+    """The default CP-Mobile with the real checkpoint, loaded the way ``load_model`` loads it."""
+    net = CPMobile()
+    load_weights(net, require(CKPT), key_prefix=CPMOBILE_CHECKPOINT.key_prefix)
+    return net.eval()
 
 
 def test_keys_shapes_and_param_count() -> None:
@@ -45,8 +41,9 @@ def test_keys_shapes_and_param_count() -> None:
     expected = [(k, list(shape)) for k, shape, _ in arch["state_dict"]]
     assert got == expected
     n_params = sum(p.numel() for p in net.parameters())
-    assert n_params == arch["params"] == 126_952
-    assert n_params <= DCASE23_MAX_PARAMS
+    assert n_params == arch["params"]
+    (spec,) = cpmobile_specs()
+    assert n_params <= spec.card.config["dcase23_budget"]["max_params"]
 
 
 def test_output_shapes_random_weights() -> None:
@@ -60,7 +57,7 @@ def test_output_shapes_random_weights() -> None:
 def test_constants_match_fixture(io_fixture: dict) -> None:
     assert tuple(io_fixture["classes"]) == CPMOBILE_CLASSES
     assert io_fixture["frontend_config"] == CPMOBILE_MEL_CONFIG.to_dict()
-    assert io_fixture["checkpoint_key_prefix"] == CHECKPOINT_PREFIX
+    assert io_fixture["checkpoint_key_prefix"] == CPMOBILE_CHECKPOINT.key_prefix
 
 
 def test_frontend_matches_fixture(io_fixture: dict) -> None:
@@ -72,8 +69,12 @@ def test_frontend_matches_fixture(io_fixture: dict) -> None:
     assert err <= 1e-3, f"max abs mel error {err}"
 
 
+def test_catalog_hash_is_the_real_checkpoint() -> None:
+    assert CPMOBILE_CHECKPOINT.sha256 == file_sha256(CKPT)
+
+
 def test_lightning_checkpoint_strict_load() -> None:
-    sd = load_lightning_state_dict(str(require(CKPT)))
+    sd = read_state_dict(require(CKPT), key_prefix=CPMOBILE_CHECKPOINT.key_prefix)
     net = CPMobile()
     net.load_state_dict(sd, strict=True)
     assert set(sd) == set(net.state_dict())
@@ -93,13 +94,9 @@ def test_logits_match_fixture(model: CPMobile, io_fixture: dict) -> None:
 
 
 def test_metro_station_clip(model: CPMobile) -> None:
-    sf = pytest.importorskip("soundfile")
-    soxr = pytest.importorskip("soxr")
-    x, sr = sf.read(str(require(METRO_WAV)), dtype="float64")
-    if x.ndim > 1:
-        x = x.mean(axis=1)
-    y = soxr.resample(x, sr, 32000, quality="HQ").astype(np.float32)
-    segments = torch.from_numpy(y[: 10 * 32000].copy()).reshape(10, 32000)
+    rate = CPMOBILE_MEL_CONFIG.sample_rate
+    clip = torch.from_numpy(load_audio(require(METRO_WAV), rate))
+    segments = clip[: 10 * rate].reshape(10, rate)
     fe = EfficientATMel(CPMOBILE_MEL_CONFIG).eval()
     with torch.no_grad():
         probs = torch.softmax(model(fe(segments).unsqueeze(1))[0], dim=-1)
@@ -107,4 +104,8 @@ def test_metro_station_clip(model: CPMobile) -> None:
     assert (probs.argmax(dim=1) == metro).all()
     mean = probs.mean(dim=0)
     assert int(mean.argmax()) == metro
-    assert abs(float(mean[metro]) - 0.934) <= 0.02
+    assert abs(float(mean[metro]) - 0.934) <= 0.02  # shared/README.md, "Known reference values"
+    # the product path (load_model: 1 s segments, softmax averaged) gives the same clip probabilities
+    with torch.inference_mode():
+        product = load_model("cpmobile", checkpoint=CKPT).clip_probabilities(clip)
+    torch.testing.assert_close(product, mean, atol=1e-4, rtol=0)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from shared_material import ESC50 as SHARED_ESC50, require
 from audiobench.datasets.esc50 import load_esc50
 from audiobench.errors import DatasetError
 from audiobench.protocols.splits import cross_validation, official_folds
 
-SHARED_ESC50 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esc50"
 COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
 CATEGORIES = {0: "dog", 1: "rooster"}
 
@@ -201,8 +201,7 @@ def test_run_on_the_tiny_tree(esc50_root, tmp_path, monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def real_index():
-    if not (SHARED_ESC50 / "meta" / "esc50.csv").is_file():
-        pytest.skip(f"shared ESC-50 copy not found: {SHARED_ESC50}")
+    require(SHARED_ESC50 / "meta" / "esc50.csv")
     return load_esc50(SHARED_ESC50)
 
 

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
+from shared_material import SHARED, require
 from audiobench.frontends import EfficientATMel, MelConfig, kaldi_mel_banks
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "efficientat" / "frontend.pt"
 
 
 @pytest.fixture(scope="module")
 def fixture() -> dict:
-    if not FIXTURE.exists():
-        pytest.skip(f"shared reference fixture not found: {FIXTURE}")
-    return torch.load(FIXTURE, weights_only=True)
+    return torch.load(require(FIXTURE), weights_only=True)
 
 
 def test_config_defaults_json_and_fmax() -> None:

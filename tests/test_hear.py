@@ -11,13 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from shared_material import ESC50, MN04, require
 import audiobench
 from audiobench.errors import UnknownNameError
 from audiobench.models.hear_module import HEARModuleError
 from audiobench.registry import MODELS
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MN04 = SHARED / "models" / "efficientat" / "mn04_as_mAP_432.pt"
 
 # A HEAR module: 25 ms frames (10 ms hop) at 16 kHz -> log energy of 8 sub-bands of the frame's
 # spectrum; timestamp embedding = those 8 values projected by a small linear layer, scene = mean and
@@ -133,9 +131,7 @@ def test_run_synthetic_with_hear_module(tiny_module: str, tmp_path: Path) -> Non
 
 
 def test_run_esc50_with_hear_module(tiny_module: str, tmp_path: Path) -> None:
-    data = SHARED / "data" / "esc50"
-    if not data.is_dir():
-        pytest.skip(f"no ESC-50 data at {data}")
+    data = require(ESC50)
     summary = _run_cli(["run", "--task", "esc50", "--model", f"hear:{tiny_module}", "--cv", "5", "--data-dir",
                         str(data), "-o", str(tmp_path / "out"), "--json"])
     assert summary["task"]["name"] == "esc50" and summary["embeddings"]["computed"] > 0
@@ -159,10 +155,8 @@ def test_audiobench_model_as_hear_module() -> None:
 
 
 def test_mn04_as_hear_module() -> None:
-    if not MN04.is_file():
-        pytest.skip(f"checkpoint not found at {MN04}")
     module = importlib.import_module("audiobench.hear.mn04")
-    model = module.load_model(str(MN04))
+    model = module.load_model(str(require(MN04)))
     assert (model.sample_rate, model.scene_embedding_size, model.timestamp_embedding_size) == (32000, 384, 384)
     audio = torch.randn(2, 32000 * 2) * 0.1
     assert module.get_scene_embeddings(audio, model).shape == (2, 384)

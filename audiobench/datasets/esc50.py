@@ -64,13 +64,14 @@ def load_esc50(data_dir: Path | None = None, download: bool = False,
     if not meta.is_file():
         if data_dir is None and download:
             root = download_esc50(progress)
+            meta = root / "meta" / "esc50.csv"
         else:
             raise DatasetError(
                 f"ESC-50 metadata {meta} not found.",
                 hint=f"Point --data-dir at an ESC-50 folder (meta/esc50.csv + audio/), or pass --download "
                      f"to fetch {ARCHIVE_URL} into the cache.",
             )
-    with open(root / "meta" / "esc50.csv", newline="") as handle:
+    with open(meta, newline="") as handle:
         rows = list(csv.DictReader(handle))
     required = {"filename", "fold", "target", "category"}
     if not rows or not required <= set(rows[0]):

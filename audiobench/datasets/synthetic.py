@@ -6,14 +6,15 @@ Generation is deterministic: the same version and seed always give bit-identical
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import soundfile as sf
 
+from audiobench.atomic import atomic_write_bytes
 from audiobench.cachedir import cache_subdir
 from audiobench.datasets.base import Clip, DatasetIndex
 
@@ -83,15 +84,12 @@ def generate(root: Path, seed: int = 0) -> None:
                 file_name = f"{fold}-{name}-{take}.wav"
                 target = audio / file_name
                 if not target.exists():
-                    partial = audio / (file_name + ".part")
-                    sf.write(partial, _render(class_index, take, fold, seed), SAMPLE_RATE,
-                             subtype="PCM_16", format="WAV")
-                    os.replace(partial, target)
+                    wav = io.BytesIO()
+                    sf.write(wav, _render(class_index, take, fold, seed), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+                    atomic_write_bytes(target, wav.getvalue())
                 rows.append({"filename": file_name, "fold": fold, "target": class_index, "category": name})
     meta = {"version": VERSION, "seed": seed, "sample_rate": SAMPLE_RATE, "classes": list(CLASSES), "clips": rows}
-    partial_meta = root / "meta.json.part"
-    partial_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(partial_meta, root / "meta.json")
+    atomic_write_bytes(root / "meta.json", json.dumps(meta, indent=1).encode())
 
 
 def load_synthetic(data_dir: Path | None = None, download: bool = False, seed: int = 0) -> DatasetIndex:

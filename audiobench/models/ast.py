@@ -6,25 +6,23 @@ fbank AST was trained with (torchaudio's ``kaldi.fbank``, Hann window, 128 bands
 Checkpoint layout: ``network.state_dict()`` always uses the keys of the Hugging Face checkpoint files
 (``...encoder.layer.N.attention.attention.query.weight``), which is also what ``save_pretrained``
 writes. transformers >= 5 names the modules differently in memory (``...layers.N.attention.q_proj``);
-state-dict hooks translate, so strict loading of the released ``model.safetensors`` works with both.
+state-dict hooks translate, so the generic strict loader (:func:`audiobench.models.checkpoints.load_weights`)
+reads the released ``model.safetensors`` or a ``save_pretrained`` directory with both.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from audiobench.frontends import kaldi_mel_banks
+from audiobench.frontends import autocast_disabled, kaldi_mel_banks
 from audiobench.models.base import AudioModel
 from audiobench.models.cards import ModelCard
-from audiobench.models.checkpoints import read_state_dict
 
 try:
     from transformers import ASTConfig, ASTForAudioClassification
@@ -96,9 +94,7 @@ class KaldiFbank(nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, int]:
         waveforms = waveforms.unsqueeze(0) if waveforms.dim() == 1 else waveforms
-        device_type = waveforms.device.type
-        with (torch.autocast(device_type=device_type, enabled=False) if device_type in ("cpu", "cuda")
-              else contextlib.nullcontext()):  # the front-end always runs in float32
+        with autocast_disabled(waveforms.device.type):
             fbank = self.fbank(waveforms)
         cfg = self.config
         frames = min(fbank.shape[1], cfg.max_frames)
@@ -147,21 +143,6 @@ def use_checkpoint_layout(network: nn.Module) -> nn.Module:
     network.register_load_state_dict_pre_hook(
         lambda module, state_dict, prefix, *args: _rename_in_place(state_dict, prefix, to_v5_key))
     return network
-
-
-def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file or ``save_pretrained`` directory, with checkpoint (hub) key names."""
-    return {to_hub_key(k): v for k, v in read_state_dict(Path(path)).items()}
-
-
-def load_ast_directory(path: str | Path) -> dict[str, torch.Tensor]:
-    """State dict (checkpoint-file keys) of a ``save_pretrained`` directory, read without network access."""
-    return read_weights_file(path)
-
-
-def read_ast_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """State dict of a ``save_pretrained`` directory or of a single weights file."""
-    return read_weights_file(path)
 
 
 class ASTModel(AudioModel):

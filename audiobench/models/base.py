@@ -56,12 +56,13 @@ class AudioModel(nn.Module):
         """Outputs of the pretrained head ``[B, num_classes]`` (before the output activation)."""
         raise NotImplementedError(f"model {self.card.name!r} has no pretrained classification head")
 
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """The card's output activation: softmax over classes, else sigmoid (multi-label)."""
+        return logits.softmax(dim=-1) if self.card.output_activation == "softmax" else logits.sigmoid()
+
     def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Head outputs after the card's output activation (sigmoid or softmax)."""
-        logits = self.logits(waveforms)
-        if self.card.output_activation == "softmax":
-            return logits.softmax(dim=-1)
-        return logits.sigmoid()
+        return self.activate(self.logits(waveforms))
 
     def clip_probabilities(self, waveform: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``[num_classes]`` for one whole clip ``[N]`` (models may segment it)."""

@@ -125,12 +125,15 @@ def describe_mismatch(network: nn.Module, state_dict: Mapping[str, torch.Tensor]
     return "; ".join(parts) or None
 
 
-def load_weights(network: nn.Module, path: Path, key_prefix: str = "") -> str:
-    """Load ``path`` into ``network`` with ``strict=True``; returns the file's sha256."""
+def load_weights(network: nn.Module, path: Path, key_prefix: str = "", sha256: str | None = None) -> str:
+    """Load ``path`` into ``network`` with ``strict=True``; returns the file's sha256.
+
+    ``sha256``: the hash the caller already verified the file against (it is then not computed again).
+    """
     state_dict = read_state_dict(path, key_prefix)
     problem = describe_mismatch(network, state_dict)
     if problem:
         raise CheckpointError(f"Checkpoint {path} does not fit the network: {problem}.",
                               hint="Check that the checkpoint belongs to the model named with --model.")
     network.load_state_dict(state_dict, strict=True)
-    return checkpoint_sha256(path)
+    return sha256 or checkpoint_sha256(path)

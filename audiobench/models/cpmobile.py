@@ -3,8 +3,9 @@
 Reimplementation of the student network of Schmid et al., "CP-JKU submission to
 DCASE23: Efficient acoustic scene classification with CP-Mobile" (DCASE 2023
 technical report; public code fschmid56/cpjku_dcase23). Module attribute names
-follow the released PyTorch-Lightning checkpoint (keys under ``model.``) so its
-tensors load with ``strict=True``.
+follow the released PyTorch-Lightning checkpoint (keys under ``model.``, the
+``key_prefix`` on the catalog card) so its tensors load with ``strict=True`` through
+:func:`audiobench.models.checkpoints.load_weights`.
 
 Structure (default configuration, 126,952 parameters):
 
@@ -43,17 +44,8 @@ CPMOBILE_MEL_CONFIG = MelConfig(
     fmin=0.0, fmax=15500.0, preemphasis=0.97, log_offset=1e-5, norm_shift=4.5, norm_scale=5.0,
 )
 
-#: Input clip length of the DCASE 2023 Task 1 setup (seconds).
-CPMOBILE_CLIP_SECONDS: float = 1.0
-#: DCASE 2023 Task 1 complexity limits: 128 K parameters, 30 MMACs per 1 s inference.
-DCASE23_MAX_PARAMS: int = 128_000
-DCASE23_MAX_MACS: int = 30_000_000
-
 #: Default per-block strides (frequency, time); blocks not listed use (1, 1).
 DEFAULT_STRIDES: Dict[str, Tuple[int, int]] = {"b2": (2, 2), "b4": (2, 1)}
-
-#: Prefix of the network tensors inside the Lightning checkpoint's ``state_dict``.
-CHECKPOINT_PREFIX = "model."
 
 
 class ConvBNReLU(nn.Sequential):
@@ -185,23 +177,3 @@ class CPMobile(nn.Module):
         embedding = fmap.mean(dim=(2, 3))
         return logits, embedding
 
-
-def load_lightning_state_dict(path: str, prefix: str = CHECKPOINT_PREFIX) -> Dict[str, torch.Tensor]:
-    """Network tensors from a PyTorch-Lightning checkpoint, with ``prefix`` stripped.
-
-    Loads with ``weights_only=True`` (the DC23 checkpoint contains only plain
-    containers, tensors and numbers, so no extra safe globals are needed).
-    """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
-    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    if not out:
-        raise KeyError(f"no tensors with prefix {prefix!r} in {path}")
-    return out
-
-
-def load_cpmobile(path: str) -> CPMobile:
-    """Build the default CP-Mobile, load a Lightning checkpoint strictly, set eval mode."""
-    model = CPMobile()
-    model.load_state_dict(load_lightning_state_dict(path), strict=True)
-    return model.eval()

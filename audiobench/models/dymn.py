@@ -16,17 +16,15 @@ left at 30. Change it for the whole network with ``model.temperature = value``.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from audiobench.models.channels import make_divisible
-from audiobench.models.dymn_layers import BN_EPS, BN_MOMENTUM, ContextGen, DynamicConv, DyReLUB
-from audiobench.models.efficientat import BlockSpec, ConvBNAct, block_specs, init_mobilenet_weights, mlp_head
-
-#: Released DyMN names -> width multiplier.
-DYMN_WIDTHS: Dict[str, float] = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
+from audiobench.models.dymn_layers import ContextGen, DynamicConv, DyReLUB
+from audiobench.models.efficientat import (BN_EPS, BN_MOMENTUM, BlockSpec, ConvBNAct, block_specs,
+                                           init_mobilenet_weights, mlp_head)
 
 
 def context_dim(expanded: int, width_mult: float, ratio: int = 4,
@@ -152,9 +150,3 @@ class DyMN(nn.Module):
         embedding = fmap.mean(dim=(2, 3))
         return logits, embedding
 
-
-def dymn(name: str = "dymn10", **kwargs) -> DyMN:
-    """Build a released DyMN architecture by name (``dymn04``, ``dymn10``, ``dymn20``)."""
-    if name not in DYMN_WIDTHS:
-        raise KeyError(f"unknown DyMN {name!r}; choose from {sorted(DYMN_WIDTHS)}")
-    return DyMN(DYMN_WIDTHS[name], **kwargs)

@@ -24,8 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-BN_EPS = 1e-3
-BN_MOMENTUM = 0.01
+from audiobench.models.efficientat import BN_EPS, BN_MOMENTUM
 
 
 class DynamicConv(nn.Module):

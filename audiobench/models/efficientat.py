@@ -19,6 +19,7 @@ from audiobench.models.channels import make_divisible
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
+
 @dataclass(frozen=True)
 class BlockSpec:
     """One inverted-residual block of the MobileNetV3-Large table (unscaled)."""
@@ -110,10 +111,7 @@ class ConcurrentSE(nn.Module):
         self.conc_se_layers = nn.ModuleList([SqueezeExcitation(channels, squeeze)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [se(x) for se in self.conc_se_layers]
-        if len(outs) == 1:
-            return outs[0]
-        return torch.stack(outs, dim=0).amax(dim=0)
+        return self.conc_se_layers[0](x)
 
 
 class InvertedResidual(nn.Module):

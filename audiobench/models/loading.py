@@ -28,7 +28,14 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     model: AudioModel = factory(card)
     if model.network is not None and (checkpoint is not None or pretrained):
         path = resolve_checkpoint(card, Path(checkpoint) if checkpoint else None, allow_download, progress)
-        prefix = card.checkpoint.key_prefix if card.checkpoint else ""
-        model.checkpoint_sha256 = load_weights(model.network, path, prefix)
+        info = card.checkpoint
+        # a released file was verified against the card's sha256 by resolve_checkpoint: no second hashing
+        verified = info.sha256 if info is not None and checkpoint is None else None
+        model.checkpoint_sha256 = load_weights(model.network, path, info.key_prefix if info else "", verified)
         model.checkpoint_path = str(path)
     return model.prepare_for_inference()
+
+
+def has_released_weights(name: str) -> bool:
+    """Whether model ``name``'s card names released weights (which ``pretrained=True`` then loads)."""
+    return getattr(MODELS.entry(name).info, "checkpoint", None) is not None

@@ -59,14 +59,13 @@ class MelNetworkModel(AudioModel):
     def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Output activation per segment, then the mean over segments (as the DCASE systems average)."""
         logits, _, count = self._forward(waveforms)
-        probs = logits.softmax(-1) if self.card.output_activation == "softmax" else logits.sigmoid()
-        return probs.reshape(waveforms.shape[0], count, -1).mean(dim=1)
+        return self.activate(logits).reshape(waveforms.shape[0], count, -1).mean(dim=1)
 
     def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame embeddings ``[B, T', D]`` and each frame's centre time in ms ``[T']``."""
         if self.segment_samples is not None:
-            segments, count = self._segments(waveforms)
-            frames = self.network(self.mel(segments))[1].reshape(waveforms.shape[0], count, -1)
+            _, embedding, count = self._forward(waveforms)
+            frames = embedding.reshape(waveforms.shape[0], count, -1)
             step_ms = 1000.0 * self.segment_samples / self.sample_rate
         else:
             mel = self.mel(waveforms)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +31,7 @@ from torch import nn
 
 from audiobench.models.passt_releases import PASST_RELEASES, PaSSTRelease
 
-__all__ = ["PaSSTConfig", "PaSST", "PaSSTRelease", "PASST_RELEASES", "passt_from_release",
-           "count_parameters", "token_grid"]
+__all__ = ["PaSSTConfig", "PaSST", "PaSSTRelease", "PASST_RELEASES", "passt_from_release", "token_grid"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,8 @@ class PaSSTConfig:
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
-    # F.scaled_dot_product_attention instead of explicit matmuls (faster; note that FlopCounterMode
-    # does not count the CPU fused kernel, so keep False when counting MACs on CPU)
+    # F.scaled_dot_product_attention instead of explicit matmuls (faster; audiobench.complexity counts
+    # the CPU fused kernel too, so MAC counts are the same either way)
     use_sdpa: bool = False
 
     @property
@@ -72,8 +71,6 @@ class PaSSTConfig:
     def num_tokens(self) -> int:
         """Number of prepended tokens (2 with distillation token, else 1)."""
         return 2 if self.distilled else 1
-
-
 
 
 class Attention(nn.Module):
@@ -273,11 +270,6 @@ def passt_from_release(name: str = "passt-s", **overrides: object) -> PaSST:
     rel = PASST_RELEASES[name]
     cfg = PaSSTConfig(stride=(rel.stride, rel.stride), input_tdim=rel.input_tdim, depth=rel.depth)
     return PaSST(cfg, **overrides)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameter elements (works on the meta device)."""
-    return sum(p.numel() for p in model.parameters())
 
 
 def token_grid(cfg: PaSSTConfig, frames: int) -> Tuple[int, int]:

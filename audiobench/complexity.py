@@ -265,3 +265,28 @@ def measure_complexity(model: AudioModel, seconds: float | None = None, latency_
         model.train(was_training)
     return record
 
+
+def cached_complexity(model: AudioModel) -> dict[str, Any]:
+    """``measure_complexity`` without latency for the model's standard input, cached on disk.
+
+    The count is deterministic for a given model fingerprint, torch version and audiobench version, so a
+    repeated ``audiobench run`` reads it instead of counting again.
+    """
+    import json
+
+    import audiobench
+    from audiobench.atomic import atomic_write_bytes
+    from audiobench.cache import stable_hash
+    from audiobench.cachedir import cache_subdir
+
+    key = stable_hash({"model": model.fingerprint(), "torch": torch.__version__, "audiobench": audiobench.__version__})
+    path = cache_subdir("complexity") / f"{key[:24]}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    record = measure_complexity(model, measure_latency=False)
+    atomic_write_bytes(path, json.dumps(record).encode())
+    return record
+

@@ -57,7 +57,7 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
 def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
     """Run one model on one task; returns the result record and the path it was written to."""
     from audiobench import provenance
-    from audiobench.complexity import measure_complexity
+    from audiobench.complexity import cached_complexity
     from audiobench.device import resolve_device
     from audiobench.embeddings import cache_for, extract_embeddings
     from audiobench.models.loading import has_released_weights, load_model
@@ -77,7 +77,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     model = load_model(options.model, checkpoint=options.checkpoint, pretrained=pretrained).to(device)
     timings["load_model_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    complexity = measure_complexity(model, measure_latency=False)  # the model's standard input
+    complexity = cached_complexity(model)  # the model's standard input, counted once per model
     timings["complexity_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -183,3 +183,14 @@ def test_cli_json() -> None:
     assert record["model"] == "mn10" and record["latency"] is None
     assert record["input"]["shape"] == [1, 1, 128, 1000]
     assert record["params"]["total"] == sum(p.numel() for p in meta_model("mn10").network.parameters())
+
+
+def test_run_reuses_the_counted_complexity(monkeypatch) -> None:
+    import audiobench.complexity as complexity
+
+    calls = []
+    real = complexity.measure_complexity
+    monkeypatch.setattr(complexity, "measure_complexity", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = complexity.cached_complexity(load_model("mn04"))
+    second = complexity.cached_complexity(load_model("mn04"))
+    assert len(calls) == 1 and first == second and first["params"]["total"] == second["params"]["total"] > 0

@@ -24,7 +24,8 @@ from audiobench.errors import AudiobenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Benchmark efficient audio models on audio tasks with official protocols.")
-out = Console()
+# Not a terminal (pipes, CI logs): wide enough that tables keep whole names instead of "…".
+out = Console(width=None if sys.stdout.isatty() else 220)
 err = Console(stderr=True)
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
@@ -85,7 +86,8 @@ def _model_rows() -> list[dict[str, Any]]:
 def _published_summary(row: dict[str, Any]) -> tuple[str, str, str]:
     for number in row.get("published") or []:
         if number["metric"] == "mAP" and number["task"] == "audioset":
-            return (f"{number['params_M']}", f"{number['macs_G']}", f"{number['value']:.3f}")
+            return tuple("-" if v is None else str(v) for v in (number["params_M"], number["macs_G"])) + (
+                f"{number['value']:.3f}",)
     return ("-", "-", "-")
 
 

@@ -1,7 +1,8 @@
 """Compute clip embeddings in batches, once: cached entries are reused, missing ones computed.
 
-Audio is decoded and resampled in DataLoader workers while the main process runs the model, so the
-pipeline costs little more than the bare network forward (see ``benchmarks/embedding_throughput.py``).
+Audio is decoded and resampled in DataLoader workers, which on CPU also run the model's weight-free
+input stage (the log-mel front-end), while the main process runs the network; see
+``benchmarks/embedding_throughput.py`` for the cost of each stage.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from audiobench.audio import RESAMPLER_QUALITY, load_audio
 from audiobench.cache import EmbeddingCache, file_digest, stable_hash
@@ -52,6 +53,18 @@ class ClipAudio(Dataset):
         return index, torch.from_numpy(waveform)
 
 
+class StagedBatch:
+    """DataLoader ``collate_fn`` that stacks waveforms and runs the model's input stage (in the worker)."""
+
+    def __init__(self, stage: torch.nn.Module) -> None:
+        self.stage = stage
+
+    def __call__(self, items: list[tuple[int, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        positions, waveforms = default_collate(items)
+        with torch.inference_mode():
+            return positions, self.stage(waveforms)
+
+
 def clip_key(path: Path, seconds: float | None) -> str:
     """Cache key of one clip: its audio bytes and the length the model sees."""
     return stable_hash({"audio": file_digest(path), "seconds": seconds})
@@ -82,15 +95,20 @@ def extract_embeddings(
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))
     if todo:
+        workers = default_num_workers() if num_workers is None else num_workers
+        device = model.device
+        # On CPU with workers, the (weight-free) input stage runs in the workers, beside the network.
+        stage = model.input_stage() if workers > 0 and device.type == "cpu" else None
         loader = DataLoader(
             ClipAudio([clips[i] for i in todo], model.sample_rate, seconds),
             batch_size=batch_size if seconds is not None else 1,
-            num_workers=default_num_workers() if num_workers is None else num_workers,
+            num_workers=workers,
+            collate_fn=StagedBatch(stage) if stage is not None else None,
         )
-        device = model.device
+        embed = model.embed_inputs if stage is not None else model.embed
         with torch.inference_mode():
-            for positions, waveforms in loader:
-                embeddings = model.embed(waveforms.to(device)).float().cpu().numpy()
+            for positions, inputs in loader:
+                embeddings = embed(inputs.to(device)).float().cpu().numpy()
                 for position, embedding in zip(positions.tolist(), embeddings):
                     index = todo[position]
                     result[index] = embedding

@@ -70,9 +70,9 @@ def stage_breakdown(model, clips, seconds: float, batch_size: int) -> dict[str, 
     resampling = time.perf_counter() - started
     waveforms = torch.from_numpy(np.stack(resampled))
     with torch.inference_mode():
-        model.mel(waveforms)  # warm-up
+        model.network_input(waveforms)  # warm-up
         started = time.perf_counter()
-        mel = model.mel(waveforms)
+        mel = model.network_input(waveforms)
         frontend = time.perf_counter() - started
         started = time.perf_counter()
         model.network(mel)
@@ -102,7 +102,7 @@ def main() -> None:
                  else make_clips(Path(tmp), args.clips, args.seconds, 44100))
         waveforms = torch.zeros(args.batch_size, int(args.seconds * model.sample_rate))
         with torch.inference_mode():
-            mel = model.mel(waveforms)
+            mel = model.network_input(waveforms)
         batches = max(1, len(clips) // args.batch_size)
         time_network(model, mel, 1)  # warm-up
         time_pipeline(model, clips[: args.batch_size], args.seconds, args.batch_size, workers)

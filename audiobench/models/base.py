@@ -45,6 +45,18 @@ class AudioModel(nn.Module):
         """Clip embeddings ``[B, D]``."""
         raise NotImplementedError
 
+    def input_stage(self) -> nn.Module | None:
+        """A weight-free module mapping waveforms ``[B, N]`` to what :meth:`embed_inputs` takes.
+
+        Embedding extraction runs it in the audio-decoding workers on CPU, beside the network. None
+        (the default) means :meth:`embed` does all the work.
+        """
+        return None
+
+    def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings from the output of :meth:`input_stage`."""
+        return self.embed(inputs)
+
     def network_input(self, waveforms: torch.Tensor) -> torch.Tensor | None:
         """What the front-end hands to ``network`` (used to count the network's complexity alone).
 

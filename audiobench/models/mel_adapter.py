@@ -16,6 +16,29 @@ from audiobench.models.base import AudioModel
 from audiobench.models.cards import ModelCard
 
 
+class MelInput(nn.Module):
+    """Waveforms ``[B, N]`` -> log-mels ``[B, S, 1, F, T]`` (S segments per clip, 1 without segmenting).
+
+    The model's input stage: it holds no weights, so DataLoader workers can run it next to decoding.
+    """
+
+    def __init__(self, frontend: EfficientATMel, segment_samples: int | None) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.segment_samples = segment_samples
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        count = 1
+        if self.segment_samples is not None:  # a trailing partial segment is dropped unless it is the only one
+            size = self.segment_samples
+            if waveforms.shape[-1] < size:
+                waveforms = nn.functional.pad(waveforms, (0, size - waveforms.shape[-1]))
+            count = waveforms.shape[-1] // size
+            waveforms = waveforms[:, : count * size].reshape(-1, size)
+        mel = self.frontend(waveforms)
+        return mel.reshape(-1, count, 1, *mel.shape[-2:])
+
+
 class MelNetworkModel(AudioModel):
     """Waveform -> log-mel -> network."""
 
@@ -24,51 +47,45 @@ class MelNetworkModel(AudioModel):
         self.frontend = EfficientATMel(mel_config)
         self.segment_samples = (int(round(card.config["segment_seconds"] * card.sample_rate))
                                 if card.config.get("segment_seconds") else None)
+        self.stage = MelInput(self.frontend, self.segment_samples)
 
-    def mel(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Network input ``[B, 1, F, T]`` (channels_last on CPU)."""
-        mel = self.frontend(waveforms).unsqueeze(1)
+    def input_stage(self) -> MelInput:
+        return self.stage
+
+    @staticmethod
+    def _batch(mel: torch.Tensor) -> torch.Tensor:
+        """``[B, S, 1, F, T]`` -> network batch ``[B*S, 1, F, T]`` (channels_last on CPU)."""
+        mel = mel.flatten(0, 1)
         return mel.contiguous(memory_format=torch.channels_last) if mel.device.type == "cpu" else mel
 
     def network_input(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.mel(waveforms)
+        return self._batch(self.stage(waveforms))
 
-    def _segments(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """``[B*S, segment]`` and S; a trailing partial segment is dropped unless it is the only one."""
-        if self.segment_samples is None:
-            return waveforms, 1
-        size = self.segment_samples
-        if waveforms.shape[-1] < size:
-            waveforms = nn.functional.pad(waveforms, (0, size - waveforms.shape[-1]))
-        count = waveforms.shape[-1] // size
-        return waveforms[:, : count * size].reshape(-1, size), count
+    def _forward_inputs(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and embeddings ``[B, S, ...]`` per segment."""
+        logits, embedding = self.network(self._batch(mel))
+        return logits.unflatten(0, mel.shape[:2]), embedding.unflatten(0, mel.shape[:2])
 
-    def _forward(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-        segments, count = self._segments(waveforms)
-        logits, embedding = self.network(self.mel(segments))
-        return logits, embedding, count
+    def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self._forward_inputs(inputs)[1].mean(dim=1)
 
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
-        _, embedding, count = self._forward(waveforms)
-        return embedding.reshape(waveforms.shape[0], count, -1).mean(dim=1)
+        return self.embed_inputs(self.stage(waveforms))
 
     def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
-        logits, _, count = self._forward(waveforms)
-        return logits.reshape(waveforms.shape[0], count, -1).mean(dim=1)
+        return self._forward_inputs(self.stage(waveforms))[0].mean(dim=1)
 
     def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Output activation per segment, then the mean over segments (as the DCASE systems average)."""
-        logits, _, count = self._forward(waveforms)
-        return self.activate(logits).reshape(waveforms.shape[0], count, -1).mean(dim=1)
+        return self.activate(self._forward_inputs(self.stage(waveforms))[0]).mean(dim=1)
 
     def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame embeddings ``[B, T', D]`` and each frame's centre time in ms ``[T']``."""
         if self.segment_samples is not None:
-            _, embedding, count = self._forward(waveforms)
-            frames = embedding.reshape(waveforms.shape[0], count, -1)
+            frames = self._forward_inputs(self.stage(waveforms))[1]
             step_ms = 1000.0 * self.segment_samples / self.sample_rate
         else:
-            mel = self.mel(waveforms)
+            mel = self.network_input(waveforms)
             if hasattr(self.network, "forward_tokens"):
                 frames = self.network.forward_tokens(mel).mean(dim=1)  # [B, F', T', D] -> [B, T', D]
             else:

@@ -25,7 +25,6 @@ from audiobench.errors import UnknownNameError
 from audiobench.registry import MODELS
 
 PACKAGE = "audiobench.hear"
-FALLBACK_WINDOW_S, FALLBACK_HOP_S = 1.0, 0.25  # models without embed_frames: `embed` on sliding windows
 
 
 def module_name_for(model_name: str) -> str:
@@ -83,15 +82,7 @@ def get_timestamp_embeddings(audio: Any, model: Any) -> tuple[Any, Any]:
     inner = model.model
     with torch.inference_mode():
         audio = audio.to(inner.device)
-        if hasattr(inner, "embed_frames"):
-            frames, timestamps = inner.embed_frames(audio)
-        else:
-            window, hop = int(FALLBACK_WINDOW_S * inner.sample_rate), int(FALLBACK_HOP_S * inner.sample_rate)
-            padded = torch.nn.functional.pad(audio, (window // 2, window // 2))
-            starts = range(0, max(padded.shape[-1] - window, 0) + 1, hop)
-            windows = torch.stack([padded[:, s:s + window] for s in starts], dim=1)  # [n, T, window]
-            frames = inner.embed(windows.flatten(0, 1)).reshape(audio.shape[0], len(starts), -1)
-            timestamps = torch.arange(len(starts), dtype=torch.float64) * (1000.0 * FALLBACK_HOP_S)
+        frames, timestamps = inner.embed_frames(audio)
     timestamps = torch.as_tensor(timestamps, dtype=torch.float32, device=frames.device)
     return frames, timestamps.unsqueeze(0).expand(frames.shape[0], -1)
 

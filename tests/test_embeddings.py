@@ -43,3 +43,19 @@ def test_embed_equals_embed_inputs_of_the_stage(clips: list[Clip]) -> None:
         staged = model.input_stage()(waveforms)
         assert staged.shape[:3] == (3, 2, 1)
         torch.testing.assert_close(model.embed(waveforms), model.embed_inputs(staged))
+
+
+@pytest.mark.parametrize("name", ["mn04", "dymn04", "passt-s", "ast-audioset", "cpmobile", "logmel-stats"])
+def test_every_family_gives_frame_embeddings_with_timestamps(name: str) -> None:
+    import torch
+
+    if name == "ast-audioset":
+        pytest.importorskip("transformers")
+    model = load_model(name)
+    waveforms = torch.randn(2, model.sample_rate * 3) * 0.1
+    with torch.inference_mode():
+        frames, timestamps = model.embed_frames(waveforms)
+        clip = model.embed(waveforms)
+    assert frames.shape[0] == 2 and frames.shape[1] == timestamps.shape[0] > 1
+    assert frames.shape[2] == clip.shape[1] == model.embedding_dim
+    assert torch.all(timestamps[1:] > timestamps[:-1]) and 0 <= timestamps[0] and timestamps[-1] <= 3000

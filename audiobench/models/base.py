@@ -45,6 +45,20 @@ class AudioModel(nn.Module):
         """Clip embeddings ``[B, D]``."""
         raise NotImplementedError
 
+    def embed_frames(self, waveforms: torch.Tensor, window_s: float = 1.0,
+                     hop_s: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame embeddings ``[B, T, D]`` and each frame's centre time in ms ``[T]``.
+
+        This default embeds windows of ``window_s`` centred every ``hop_s`` (zero-padded at the edges);
+        models with a frame-level representation override it.
+        """
+        window, hop = int(window_s * self.sample_rate), int(hop_s * self.sample_rate)
+        padded = torch.nn.functional.pad(waveforms, (window // 2, window // 2))
+        starts = range(0, max(padded.shape[-1] - window, 0) + 1, hop)
+        windows = torch.stack([padded[:, s:s + window] for s in starts], dim=1)  # [B, T, window]
+        frames = self.embed(windows.flatten(0, 1)).reshape(waveforms.shape[0], len(starts), -1)
+        return frames, torch.arange(len(starts), dtype=torch.float64) * (1000.0 * hop_s)
+
     def input_stage(self) -> nn.Module | None:
         """A weight-free module mapping waveforms ``[B, N]`` to what :meth:`embed_inputs` takes.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
@@ -12,12 +13,16 @@ import soxr
 from audiobench.errors import AudioFileError
 
 RESAMPLER_QUALITY = "HQ"  # soxr quality; part of the embedding cache key
+RESAMPLE_MARGIN_SECONDS = 0.1  # source audio decoded past a crop's end so soxr's filter sees real samples there
+_BLOCK_FRAMES = 65536  # block size of the read when a format does not report its length
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` to a mono float32 array and its sample rate.
 
-    A missing, empty, corrupt or unreadable file raises :class:`AudioFileError` naming the file.
+    With ``max_seconds``, only the first ``ceil(max_seconds * rate)`` frames are decoded, so memory is
+    bounded by that length and not by the file's. A missing, empty, corrupt or unreadable file raises
+    :class:`AudioFileError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -26,7 +31,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioFileError(f"Audio file {path} is empty (0 bytes).", hint="Replace it with a complete copy.")
     _check_not_truncated(path)
     try:
-        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sample_rate = _decode(path, max_seconds)
     except (sf.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioFileError(f"Audio file {path} cannot be decoded ({error}).",
                              hint="The file is corrupt or not in a format libsndfile reads (wav, flac, ogg, ...); "
@@ -37,6 +42,32 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioFileError(f"Audio file {path} contains NaN or infinite samples.",
                              hint="Replace it with a valid copy.")
     return data.mean(axis=1), int(sample_rate)
+
+
+def _decode(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Frames ``[n, channels]`` (float32) from the start of ``path``, at most ``max_seconds`` of them."""
+    with sf.SoundFile(str(path)) as handle:
+        rate = handle.samplerate
+        if max_seconds is None:
+            return handle.read(dtype="float32", always_2d=True), rate
+        wanted = max(int(math.ceil(max_seconds * rate)), 1)
+        if handle.frames > 0:  # the length is known: one read of the frames needed (fewer at the end of the file)
+            return handle.read(frames=min(wanted, handle.frames), dtype="float32", always_2d=True), rate
+        return _read_blocks(handle, wanted), rate  # length unknown (some streams): read blocks until enough
+
+
+def _read_blocks(handle: sf.SoundFile, wanted: int) -> np.ndarray:
+    """Up to ``wanted`` frames read block by block, stopping at the end of the stream."""
+    blocks, count = [], 0
+    while count < wanted:
+        block = handle.read(frames=min(_BLOCK_FRAMES, wanted - count), dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            break
+        blocks.append(block)
+        count += block.shape[0]
+    if not blocks:
+        return np.zeros((0, handle.channels), dtype=np.float32)
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
 
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
@@ -150,8 +181,15 @@ def fit_length(signal: np.ndarray, num_samples: int) -> np.ndarray:
 
 
 def load_audio(path: str | Path, sample_rate: int, seconds: float | None = None) -> np.ndarray:
-    """Mono float32 waveform of ``path`` at ``sample_rate``; padded/cropped to ``seconds`` if given."""
-    signal, source_rate = read_audio(path)
+    """Mono float32 waveform of ``path`` at ``sample_rate``; padded/cropped to ``seconds`` if given.
+
+    With ``seconds``, only the start of the file is decoded: ``seconds`` plus :data:`RESAMPLE_MARGIN_SECONDS`,
+    so the resampled crop equals the crop of the whole file resampled (up to float rounding near the
+    crop's end). Memory per clip is bounded by the crop, not by the file; NaN/infinite samples are only
+    looked for in the decoded part.
+    """
+    max_seconds = None if seconds is None else seconds + RESAMPLE_MARGIN_SECONDS
+    signal, source_rate = read_audio(path, max_seconds)
     signal = resample(signal, source_rate, sample_rate)
     if seconds is not None:
         signal = fit_length(signal, int(round(seconds * sample_rate)))

@@ -11,6 +11,8 @@ import functools
 import json
 import os
 import sys
+import traceback
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -31,6 +33,20 @@ err = Console(stderr=True)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from audiobench import __version__
+
+        sys.stdout.write(f"audiobench {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the audiobench version and exit.")) -> None:
+    """Benchmark efficient audio models on audio tasks with official protocols."""
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
 
@@ -41,8 +57,12 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
-            command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _print_warning
+                command(*args, **kwargs)
         except AudiobenchError as error:
+            if os.environ.get("AUDIOBENCH_DEBUG"):  # the hint may promise the traceback (e.g. of an import error)
+                traceback.print_exception(error, file=sys.stderr)
             _fail(str(error), error.hint, kwargs.get("as_json", False))
         except KeyboardInterrupt:
             _fail("Interrupted.", "Run the same command again: finished embeddings are cached and reused.",
@@ -54,6 +74,11 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
                   "Set AUDIOBENCH_DEBUG=1 to see the traceback, and please report it.", kwargs.get("as_json", False))
 
     return wrapper
+
+
+def _print_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Warnings as one line on stderr (no source line): ``Warning: <message>``."""
+    err.print(f"[yellow]Warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, hint: str | None, as_json: bool, code: int = 2) -> None:
@@ -224,26 +249,33 @@ def complexity(
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `audiobench list models`)."),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.01,
                                             help="Clip length (default: the model's segment length, else 10 s)."),
-    no_latency: bool = typer.Option(False, "--no-latency", help="Skip the CPU latency measurement."),
+    no_latency: bool = typer.Option(False, "--no-latency", help="Skip the latency measurement."),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the latency measurement."),
-    runs: int = typer.Option(10, "--runs", min=1, help="Timed latency runs (after warm-up)."),
+    runs: int = typer.Option(10, "--runs", min=1, help="Most timed latency runs (after warm-up)."),
+    latency_budget: float = typer.Option(10.0, "--latency-budget", min=0.0,
+                                         help="Seconds the latency measurement may take (at least 3 runs)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda: where latency is measured."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1,
                                          help="Override the network input's time frames (default: own front-end)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Parameters, operator-level MACs, peak activation memory and CPU latency of a model (batch 1)."""
+    """Parameters, operator-level MACs, peak activation memory and latency of a model (batch 1)."""
     import torch
 
     from audiobench.complexity import measure_complexity
+    from audiobench.device import resolve_device
     from audiobench.models.loading import load_model
 
-    if no_latency:  # counting needs no weights: build on the meta device (fast, no memory)
-        with torch.device("meta"):
-            audio_model = load_model(model)
-    else:
-        audio_model = load_model(model)
-    record = measure_complexity(audio_model, seconds=seconds, latency_runs=runs, threads=threads,
-                                measure_latency=not no_latency, frames=frames)
+    resolved = resolve_device(device)
+    with err.status(f"{model}: building the model", spinner="dots") as status:
+        if no_latency:  # counting needs no weights: build on the meta device (fast, no memory)
+            with torch.device("meta"):
+                audio_model = load_model(model)
+        else:
+            audio_model = load_model(model).to(resolved)
+        record = measure_complexity(audio_model, seconds=seconds, latency_runs=runs, threads=threads,
+                                    measure_latency=not no_latency, frames=frames, latency_budget_s=latency_budget,
+                                    stage=lambda text: status.update(f"{model}: {text}"))
     if as_json:
         return _print_json(record)
     spec = record["input"]
@@ -277,8 +309,10 @@ def complexity(
                   f"{budget['params_within']}; MACs/s {budget['macs_per_second']:,.0f} <= "
                   f"{budget['max_macs_per_second']:,}: {budget['macs_within']}")
     if latency:
-        out.print(f"latency: {latency['cpu']}, {latency['threads']} thread(s), median of {latency['runs']} runs",
-                  highlight=False)
+        where = (f"{latency['gpu']} (CUDA)" if latency.get("gpu")
+                 else f"{latency['cpu']}, {latency['threads']} thread(s)")
+        out.print(f"latency: {where}, median of {latency['runs']} runs (at most {latency['requested_runs']}, "
+                  f"budget {latency['budget_s']:g} s)", highlight=False)
     out.print(f"counter: {record['macs']['counter']} (torch {record['macs']['counter_version']})", highlight=False)
     for note in record["notes"]:
         out.print(f"note: {note}", highlight=False)

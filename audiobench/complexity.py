@@ -1,4 +1,4 @@
-"""Model complexity: parameters, operator-level MACs, peak activation memory and CPU latency.
+"""Model complexity: parameters, operator-level MACs, peak activation memory and latency (CPU or CUDA).
 
 Conventions (see shared reference protocols.md §3 for how the original papers counted):
 
@@ -14,7 +14,9 @@ Conventions (see shared reference protocols.md §3 for how the original papers c
   and in-place results share a storage and are counted once. Scratch memory inside a kernel is not seen.
 * Both counts also work on the ``meta`` device (no weights, no arithmetic), which makes large models
   cheap to count: params and MACs are identical to CPU; the peak memory differs by < 0.1 % (on meta,
-  eval-mode batch norm also returns its small per-channel statistics). Latency needs a real CPU model.
+  eval-mode batch norm also returns its small per-channel statistics). Latency needs a real model.
+* Latency is batch 1 on the model's device (CPU, or CUDA with a synchronisation around every run), capped
+  by a time budget: at most ``runs`` and at least 3 timed runs; the record says how many were made.
 """
 
 from __future__ import annotations
@@ -138,37 +140,77 @@ def peak_activation_bytes(network: torch.nn.Module, mel: torch.Tensor) -> int:
     return tracker.peak
 
 
-def _time_ms(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
+def _time_ms(fn: Callable[[], Any], runs: int, warmup: int, budget_s: float | None = None, min_runs: int = 3,
+             sync: Callable[[], None] = lambda: None,
+             on_run: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Median / p90 / min of up to ``runs`` timed calls of ``fn`` after up to ``warmup`` untimed ones.
+
+    With ``budget_s`` the measurement stops once that many seconds are spent (warm-up included) and at
+    least ``min(min_runs, runs)`` runs are timed; warm-up stops after a quarter of the budget (one run at
+    least). ``sync`` waits for queued device work (CUDA) before each clock reading.
+    """
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
+    warmup_deadline = None if budget_s is None else time.perf_counter() + budget_s / 4
+    done_warmup = 0
+    while done_warmup < warmup and (done_warmup == 0 or warmup_deadline is None
+                                    or time.perf_counter() < warmup_deadline):
         fn()
-    times = []
-    for _ in range(runs):
+        sync()
+        done_warmup += 1
+    least = min(min_runs, runs)
+    times: list[float] = []
+    while len(times) < runs and (len(times) < least or deadline is None or time.perf_counter() < deadline):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - start) * 1000.0)
+        if on_run is not None:
+            on_run(len(times))
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
-    return {"median_ms": statistics.median(times), "p90_ms": p90, "min_ms": ordered[0]}
+    return {"median_ms": statistics.median(times), "p90_ms": p90, "min_ms": ordered[0], "runs": len(times),
+            "warmup_runs": done_warmup}
 
 
 def time_latency(model: AudioModel, network: torch.nn.Module | None, wave: torch.Tensor, mel: torch.Tensor,
-                 seconds: float, runs: int = 10, threads: int = 1, warmup: int = 3) -> dict[str, Any]:
-    """CPU batch-1 latency of the network and of front-end + network (median / p90 of ``runs``)."""
-    if model.device.type != "cpu":
-        raise ValueError(f"latency is measured on CPU; the model is on {model.device.type}")
+                 seconds: float, runs: int = 10, threads: int = 1, warmup: int = 3, budget_s: float | None = 10.0,
+                 min_runs: int = 3, stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Batch-1 latency of the network and of front-end + network on the model's device (CPU or CUDA).
+
+    Each of the two measurements gets half of ``budget_s`` (all of it without a network): at most
+    ``runs`` and at least ``min(min_runs, runs)`` timed runs; the record says how many were made. On CUDA
+    every run is synchronised. ``stage`` receives a progress line per run.
+    """
+    device = model.device
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"latency is measured on CPU or CUDA; the model is on {device.type}")
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    timings = [("network", lambda: network(mel))] if network is not None else []
+    timings.append(("frontend_plus_network", lambda: model.embed(wave)))
+    share = None if budget_s is None else budget_s / len(timings)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            result: dict[str, Any] = {"device": "cpu", "cpu": cpu_name(), "threads": threads, "batch": 1,
-                                      "runs": runs, "warmup_runs": warmup, "torch": torch.__version__}
-            result["network"] = _time_ms(lambda: network(mel), runs, warmup) if network is not None else None
-            result["frontend_plus_network"] = _time_ms(lambda: model.embed(wave), runs, warmup)
+            result: dict[str, Any] = {"device": device.type, "cpu": cpu_name(), "threads": threads, "batch": 1,
+                                      "requested_runs": runs, "budget_s": budget_s, "torch": torch.__version__,
+                                      "network": None}
+            if device.type == "cuda":
+                result["gpu"] = torch.cuda.get_device_name(device)
+            for key, fn in timings:
+                label = key.replace("_", " ").replace("plus", "+")
+                report = (lambda n, label=label: stage(f"latency ({label}): run {n}/{runs}")) if stage else None
+                if stage:
+                    stage(f"latency ({label}): warm-up")
+                result[key] = _time_ms(fn, runs, warmup, share, min_runs, sync, report)
     finally:
         torch.set_num_threads(previous)
-    for key in ("network", "frontend_plus_network"):
-        if result[key] is not None:
-            result[key]["real_time_factor"] = result[key]["median_ms"] / 1000.0 / seconds
+    measured = [result[key] for key, _ in timings]
+    result["runs"] = min(m["runs"] for m in measured)  # the fewest runs behind any reported median
+    result["warmup_runs"] = min(m["warmup_runs"] for m in measured)
+    for row in measured:
+        row["real_time_factor"] = row["median_ms"] / 1000.0 / seconds
     return result
 
 
@@ -189,12 +231,17 @@ def published_complexity(model: AudioModel, params: int, macs: int) -> dict[str,
 
 
 def measure_complexity(model: AudioModel, seconds: float | None = None, latency_runs: int = 10,
-                       threads: int = 1, measure_latency: bool = True, frames: int | None = None) -> dict[str, Any]:
+                       threads: int = 1, measure_latency: bool = True, frames: int | None = None,
+                       latency_budget_s: float | None = 10.0,
+                       stage: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Complexity record of ``model`` (JSON-able); see the module docstring for the conventions.
 
     ``frames`` overrides the number of time frames of the network input (default: what the model's own
-    front-end gives for ``seconds``), to reproduce counts made with another input convention.
+    front-end gives for ``seconds``), to reproduce counts made with another input convention. Latency is
+    measured on the model's device within ``latency_budget_s`` seconds (see :func:`time_latency`).
+    ``stage`` is called with a short description of each stage as it starts (for progress display).
     """
+    stage = stage or (lambda text: None)
     card = model.card
     segment = card.config.get("segment_seconds")
     seconds = float(seconds if seconds is not None else (segment or 10.0))
@@ -203,6 +250,7 @@ def measure_complexity(model: AudioModel, seconds: float | None = None, latency_
     was_training = model.training
     model.eval()
     try:
+        stage("preparing the input")
         with torch.no_grad():
             wave, network, mel, frontend_counted = _network_input(model, seconds)
         notes = []
@@ -211,7 +259,7 @@ def measure_complexity(model: AudioModel, seconds: float | None = None, latency_
                          f"{mel.shape[-1]} for {seconds:g} s")
             mel = torch.zeros(*mel.shape[:-1], frames, dtype=mel.dtype, device=mel.device)
         record: dict[str, Any] = {
-            "model": card.name, "family": card.family,
+            "model": card.name, "family": card.family, "device": model.device.type,
             "input": {"seconds": seconds, "sample_rate": model.sample_rate, "num_samples": wave.shape[-1],
                       "shape": list(mel.shape), "dtype": str(mel.dtype).replace("torch.", ""), "batch": 1,
                       "frontend_counted": frontend_counted, "frontend": model.frontend_config(),
@@ -237,12 +285,14 @@ def measure_complexity(model: AudioModel, seconds: float | None = None, latency_
                 params = trainable = model.num_parameters()
             record["params"] = {"total": params, "trainable": trainable, "M": params / 1e6,
                                 "note": "nn.Parameter elements of the network; BN running statistics excluded"}
+            stage("counting MACs")
             counted = count_macs(network, mel)
             macs = counted["total"]
             record["macs"] = {"total": macs, "G": macs / 1e9, "M": macs / 1e6, "per_second": macs / seconds,
                               "counter": COUNTER, "counter_version": torch.__version__,
                               "counted_on": mel.device.type, "definition": "MACs = FLOPs / 2",
                               "by_operator": counted["by_operator"], "by_module": counted["by_module"]}
+            stage("measuring peak activation memory")
             peak = peak_activation_bytes(network, mel)
             record["peak_activation_memory"] = {
                 "bytes": peak, "MiB": peak / 2**20, "dtype": str(mel.dtype).replace("torch.", ""), "batch": 1,
@@ -259,7 +309,8 @@ def measure_complexity(model: AudioModel, seconds: float | None = None, latency_
                                 "params_within": params <= budget["max_params"],
                                 "macs_within": macs_per_second <= budget["max_macs_per_second"],
                                 "note": f"counted with {COUNTER}; DCASE23 used torchinfo mult-adds"}
-        record["latency"] = time_latency(model, network, wave, mel, seconds, latency_runs, threads) if measure_latency else None
+        record["latency"] = (time_latency(model, network, wave, mel, seconds, latency_runs, threads,
+                                          budget_s=latency_budget_s, stage=stage) if measure_latency else None)
         record["notes"] = notes
     finally:
         model.train(was_training)
@@ -269,24 +320,53 @@ def measure_complexity(model: AudioModel, seconds: float | None = None, latency_
 def cached_complexity(model: AudioModel) -> dict[str, Any]:
     """``measure_complexity`` without latency for the model's standard input, cached on disk.
 
-    The count is deterministic for a given model fingerprint, torch version and audiobench version, so a
-    repeated ``audiobench run`` reads it instead of counting again.
+    The count is deterministic for a given model fingerprint (which includes the model's code version), the
+    counting code and the torch version, so a repeated ``audiobench run`` reads it instead of counting again.
+    An entry is used only when its checksum verifies and its model name and parameter count (cheap to
+    recount) agree with the model; otherwise it is counted again, with a warning naming the file.
     """
     import json
+    import warnings
 
-    import audiobench
     from audiobench.atomic import atomic_write_bytes
     from audiobench.cache import stable_hash
     from audiobench.cachedir import cache_subdir
+    from audiobench.code_version import implementation_version
+    from audiobench.errors import CacheWarning
 
-    key = stable_hash({"model": model.fingerprint(), "torch": torch.__version__, "audiobench": audiobench.__version__})
+    key = stable_hash({"model": model.fingerprint(), "torch": torch.__version__,
+                       "counter": implementation_version([__name__])})
     path = cache_subdir("complexity") / f"{key[:24]}.json"
     if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
+        problem = _cached_record_problem(path, model)
+        if problem is None:
+            return json.loads(path.read_text())["record"]
+        warnings.warn(f"Damaged complexity cache entry {path}: {problem}; counting again.", CacheWarning,
+                      stacklevel=2)
+        path.unlink(missing_ok=True)
     record = measure_complexity(model, measure_latency=False)
-    atomic_write_bytes(path, json.dumps(record).encode())
+    atomic_write_bytes(path, json.dumps({"record": record, "sha256": stable_hash(record)}).encode())
     return record
 
+
+def _cached_record_problem(path: Path, model: AudioModel) -> str | None:
+    """Why the cached complexity entry at ``path`` cannot be used for ``model`` (None when it can)."""
+    import json
+
+    from audiobench.cache import stable_hash
+
+    try:
+        entry = json.loads(path.read_text())
+        record, checksum = entry["record"], entry["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"unreadable ({type(error).__name__})"
+    if stable_hash(record) != checksum:
+        return "checksum mismatch (edited or damaged)"
+    network = model.network
+    params = sum(p.numel() for p in network.parameters()) if network is not None else 0
+    try:
+        if record["model"] != model.card.name or record["params"]["total"] != params:
+            return "it describes another model"
+    except (KeyError, TypeError):
+        return "incomplete record"
+    return None

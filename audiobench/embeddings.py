@@ -8,21 +8,42 @@ input stage (the log-mel front-end), while the main process runs the network; se
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import soundfile as sf
+import soxr
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from audiobench.audio import RESAMPLER_QUALITY, load_audio
 from audiobench.cache import EmbeddingCache, file_digest, stable_hash
+from audiobench.code_version import implementation_version
 from audiobench.datasets.base import Clip
+from audiobench.errors import AudiobenchError, AudioFileError, CacheWarning
 from audiobench.models.base import AudioModel
 
-AUDIO_PIPELINE = {"decoder": "soundfile", "mono": "mean of channels", "resampler": f"soxr-{RESAMPLER_QUALITY}",
-                  "length": "zero-pad or crop at the end"}
+#: Modules whose code decides the waveform a model sees and how embeddings are batched.
+PIPELINE_MODULES = ("audiobench.audio", "audiobench.embeddings")
+
+
+@lru_cache(maxsize=None)
+def input_pipeline(sample_rate: int) -> dict[str, Any]:
+    """Everything between an audio file and the model's input, for the embedding cache key.
+
+    The clip length is part of each clip's key (:func:`clip_key`); library versions are included because
+    a new decoder or resampler can change the samples.
+    """
+    return {
+        "sample_rate": sample_rate, "decoder": f"soundfile {sf.__version__} / {sf.__libsndfile_version__}",
+        "mono": "mean of channels", "resampler": f"soxr {soxr.__version__} quality {RESAMPLER_QUALITY}",
+        "crop": "keep the start", "pad": "zeros at the end", "torch": torch.__version__, "numpy": np.__version__,
+        "implementation": implementation_version(PIPELINE_MODULES),
+    }
 
 
 @dataclass
@@ -39,8 +60,21 @@ def default_num_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
+@dataclass(frozen=True)
+class ClipFailure:
+    """An audio file that could not be loaded in a worker (picklable, so it crosses processes intact)."""
+
+    path: str
+    message: str
+    hint: str | None
+
+
 class ClipAudio(Dataset):
-    """Waveforms of ``clips`` at the model's sample rate, padded/cropped to ``seconds``."""
+    """Waveforms of ``clips`` at the model's sample rate, padded/cropped to ``seconds``.
+
+    An unreadable file yields a :class:`ClipFailure` instead of raising, so the main process can report
+    the file and the reason rather than a DataLoader worker traceback.
+    """
 
     def __init__(self, clips: Sequence[Clip], sample_rate: int, seconds: float | None) -> None:
         self.clips, self.sample_rate, self.seconds = list(clips), sample_rate, seconds
@@ -48,21 +82,40 @@ class ClipAudio(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
-        waveform = load_audio(self.clips[index].path, self.sample_rate, self.seconds)
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | ClipFailure]:
+        path = self.clips[index].path
+        try:
+            waveform = load_audio(path, self.sample_rate, self.seconds)
+        except AudiobenchError as error:
+            return index, ClipFailure(str(path), str(error), error.hint)
         return index, torch.from_numpy(waveform)
 
 
 class StagedBatch:
-    """DataLoader ``collate_fn`` that stacks waveforms and runs the model's input stage (in the worker)."""
+    """DataLoader ``collate_fn``: stacks waveforms and runs the model's input stage (``stage``) if given.
 
-    def __init__(self, stage: torch.nn.Module) -> None:
+    Returns ``(positions, inputs, failures)``; with failures, ``inputs`` is None.
+    """
+
+    def __init__(self, stage: torch.nn.Module | None) -> None:
         self.stage = stage
 
-    def __call__(self, items: list[tuple[int, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        positions, waveforms = default_collate(items)
+    def __call__(self, items: list[tuple[int, Any]]) -> tuple[torch.Tensor, torch.Tensor | None, list[ClipFailure]]:
+        failures = [item for _, item in items if isinstance(item, ClipFailure)]
+        positions = torch.tensor([index for index, _ in items])
+        if failures:
+            return positions, None, failures
+        waveforms = default_collate([waveform for _, waveform in items])
+        if self.stage is None:
+            return positions, waveforms, []
         with torch.inference_mode():
-            return positions, self.stage(waveforms)
+            return positions, self.stage(waveforms), []
+
+
+def _raise_failure(failure: ClipFailure, clip: Clip) -> None:
+    hint = (f"{failure.hint + ' ' if failure.hint else ''}Or remove {Path(failure.path).name} from the dataset "
+            f"folder: the run then lists it as missing (and is not official).")
+    raise AudioFileError(f"Clip {clip.clip_id!r}: {failure.message}", hint=hint)
 
 
 def clip_key(path: Path, seconds: float | None) -> str:
@@ -71,8 +124,19 @@ def clip_key(path: Path, seconds: float | None) -> str:
 
 
 def cache_for(model: AudioModel, root: Path) -> EmbeddingCache:
-    """The embedding cache of ``model`` under ``root``."""
-    return EmbeddingCache(root, {**model.fingerprint(), "audio_pipeline": AUDIO_PIPELINE})
+    """The embedding cache of ``model`` under ``root``: keyed by the model's fingerprint (weights, config,
+    front-end, code version) and the input pipeline; every entry must be a ``[embedding_dim]`` vector."""
+    return EmbeddingCache(root, {**model.fingerprint(), "input": input_pipeline(model.sample_rate)},
+                          shape=(model.embedding_dim,))
+
+
+def _warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
+    damaged = cache.take_damaged()
+    for path, reason in damaged[:show]:
+        warnings.warn(f"Damaged embedding cache entry {path}: {reason}; recomputing it.", CacheWarning, stacklevel=3)
+    if len(damaged) > show:
+        warnings.warn(f"{len(damaged) - show} more damaged embedding cache entries under {cache.directory} are "
+                      f"being recomputed.", CacheWarning, stacklevel=3)
 
 
 def extract_embeddings(
@@ -91,6 +155,8 @@ def extract_embeddings(
     """
     keys = [clip_key(c.path, seconds) for c in clips]
     result: list[np.ndarray | None] = [cache.get(k) if cache is not None else None for k in keys]
+    if cache is not None:
+        _warn_damaged(cache)
     todo = [i for i, e in enumerate(result) if e is None]
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))
@@ -103,14 +169,23 @@ def extract_embeddings(
             ClipAudio([clips[i] for i in todo], model.sample_rate, seconds),
             batch_size=batch_size if seconds is not None else 1,
             num_workers=workers,
-            collate_fn=StagedBatch(stage) if stage is not None else None,
+            collate_fn=StagedBatch(stage),
         )
         embed = model.embed_inputs if stage is not None else model.embed
         with torch.inference_mode():
-            for positions, inputs in loader:
+            for positions, inputs, failures in loader:
+                if failures:
+                    first = failures[0]
+                    _raise_failure(first, next(clips[todo[p]] for p in positions.tolist()
+                                               if str(clips[todo[p]].path) == first.path))
                 embeddings = embed(inputs.to(device)).float().cpu().numpy()
                 for position, embedding in zip(positions.tolist(), embeddings):
                     index = todo[position]
+                    if not np.isfinite(embedding).all():
+                        raise AudiobenchError(
+                            f"Model {model.card.name!r} produced NaN or infinite values for clip "
+                            f"{clips[index].clip_id!r} ({clips[index].path}).",
+                            hint="Check the clip (silence, clipping) and the checkpoint; nothing was cached for it.")
                     result[index] = embedding
                     if cache is not None:
                         cache.put(keys[index], embedding)

@@ -32,3 +32,7 @@ class DatasetError(AudiobenchError):
 
 class ProtocolError(AudiobenchError):
     """An evaluation protocol that cannot run on the data given."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry that was damaged (and is recomputed), or another cache problem worth knowing."""

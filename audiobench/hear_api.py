@@ -76,7 +76,12 @@ def get_scene_embeddings(audio: Any, model: Any) -> Any:
 
 
 def get_timestamp_embeddings(audio: Any, model: Any) -> tuple[Any, Any]:
-    """``([n_sounds, T, timestamp_embedding_size], timestamps in ms [n_sounds, T])``."""
+    """``([n_sounds, T, timestamp_embedding_size], timestamps in ms [n_sounds, T])``.
+
+    Frames come from ``AudioModel.embed_frames``: 160 ms windows every 50 ms, timestamp ``t * 50`` ms is
+    the centre of window ``t`` (the first is 0) and ``T = 1 + n_samples // hop``, the same for every
+    sound and batch (AST keeps its own patch-column frames, see its ``embed_frames``).
+    """
     import torch
 
     inner = model.model
@@ -84,7 +89,7 @@ def get_timestamp_embeddings(audio: Any, model: Any) -> tuple[Any, Any]:
         audio = audio.to(inner.device)
         frames, timestamps = inner.embed_frames(audio)
     timestamps = torch.as_tensor(timestamps, dtype=torch.float32, device=frames.device)
-    return frames, timestamps.unsqueeze(0).expand(frames.shape[0], -1)
+    return frames, timestamps.unsqueeze(0).expand(frames.shape[0], -1).contiguous()
 
 
 def build_module(full_name: str, model_name: str) -> types.ModuleType:

@@ -64,9 +64,11 @@ def resolve_labels(label_set: str, num_classes: int, explicit: Path | None = Non
                 return names, None
     if allow_download:
         try:
-            return read_label_file(download(info.url, cached), info.name_column), None
+            names = read_label_file(download(info.url, cached), info.name_column)
         except DownloadError:
-            pass
+            names = []
+        if len(names) == num_classes:
+            return names, None
     return [f"class {i}" for i in range(num_classes)], (
         f"{label_set} class names not found offline; showing class indices. Download {info.url} to {cached} "
         f"(or pass --labels PATH) to see names.")

@@ -78,6 +78,21 @@ def _place_exclusively(temporary: Path, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def check_writable(output_dir: Path) -> None:
+    """Fail now, before any work, when records cannot be written to ``output_dir``."""
+    from audiobench.errors import AudiobenchError
+
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".write-test.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+        with open(probe, "x", encoding="utf-8"):
+            pass
+        os.unlink(probe)
+    except OSError as error:
+        raise AudiobenchError(f"Output directory {output_dir} is not writable ({error.strerror or error}).",
+                              hint="Choose another directory with --output-dir, or fix its permissions.") from None
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """Read a record, checking the schema version."""
     record = json.loads(Path(path).read_text())

@@ -61,11 +61,12 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     from audiobench.device import resolve_device
     from audiobench.embeddings import cache_for, extract_embeddings
     from audiobench.models.loading import has_released_weights, load_model
-    from audiobench.results import summarise, write_record
+    from audiobench.results import check_writable, summarise, write_record
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    check_writable(options.output_dir)  # before any work, not after it
     card = get_task(options.task)
     pretrained = has_released_weights(options.model)  # also fails early on an unknown model name
     index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **card.dataset_options)
@@ -117,7 +118,8 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
         "metrics": {card.metric: summarise(per_split)},
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None},
         "embeddings": {"total": stats.total, "computed": stats.computed, "reused": stats.reused,
-                       "cache_key": cache.model_key, "batch_size": options.batch_size},
+                       "cache_key": cache.model_key,
+                       **({"batch_size": options.batch_size} if stats.computed else {})},
         "timings": timings,
         "provenance": provenance.collect(device, options.seed),
         "predictions": predictions,

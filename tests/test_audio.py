@@ -110,3 +110,70 @@ def test_cut_wav_is_refused_naming_the_file(tmp_path, name, keep) -> None:
     path.write_bytes(data[: keep(len(data))])
     with pytest.raises(AudioFileError, match=f"{name}.wav"):
         read_audio(path)
+
+
+@pytest.mark.parametrize("source_rate, target_rate, channels", [
+    (44100, 32000, 1), (16000, 32000, 2), (48000, 16000, 1), (32000, 32000, 1)])
+def test_crop_decodes_the_start_only_and_matches_resampling_the_whole_file(
+        tmp_path, source_rate, target_rate, channels) -> None:
+    rng = np.random.default_rng(1)
+    signal = (rng.standard_normal((source_rate * 10, channels)) * 0.1).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, signal, source_rate, subtype="FLOAT")
+    whole, rate = read_audio(path)
+    expected = resample(whole, rate, target_rate)[: int(round(3.7 * target_rate))]
+    cropped = load_audio(path, target_rate, seconds=3.7)
+    assert cropped.shape == expected.shape
+    # the decoded margin past the crop end keeps soxr's filter on real samples: equal up to float rounding
+    np.testing.assert_allclose(cropped, expected, atol=1e-6, rtol=0)
+    part, part_rate = read_audio(path, max_seconds=1.5)
+    assert part_rate == source_rate and len(part) == int(np.ceil(1.5 * source_rate))
+    np.testing.assert_array_equal(part, whole[: len(part)])
+
+
+def test_file_shorter_than_the_crop_is_padded(tmp_path) -> None:
+    path = tmp_path / "short.wav"
+    sf.write(path, _sine(500, 22050, 0.8), 22050, subtype="FLOAT")
+    whole = load_audio(path, 32000)
+    padded = load_audio(path, 32000, seconds=2.0)
+    assert padded.shape == (64000,)
+    np.testing.assert_array_equal(padded[: len(whole)], whole)
+    assert not padded[len(whole):].any()
+
+
+def test_blockwise_read_stops_at_the_frames_needed(tmp_path, monkeypatch) -> None:
+    from audiobench import audio
+
+    path = tmp_path / "blocks.wav"
+    signal = _sine(300, 8000, 1.0)
+    sf.write(path, signal, 8000, subtype="FLOAT")
+    monkeypatch.setattr(audio, "_BLOCK_FRAMES", 1000)
+    with sf.SoundFile(str(path)) as handle:
+        part = audio._read_blocks(handle, 2500)
+        assert handle.tell() == 2500
+    np.testing.assert_array_equal(part[:, 0], signal[:2500])
+    with sf.SoundFile(str(path)) as handle:
+        assert audio._read_blocks(handle, 10 ** 6).shape == (8000, 1)  # stops at the end of the stream
+
+
+def test_cropping_a_30_minute_file_keeps_memory_bounded_by_the_crop(tmp_path) -> None:
+    import tracemalloc
+
+    rate, minutes = 8000, 30
+    path = tmp_path / "long-recording.wav"
+    block = np.zeros(rate * 60, dtype=np.int16)
+    block[::rate] = 1000  # sparse clicks so the file is not all zeros
+    with sf.SoundFile(str(path), "w", samplerate=rate, channels=1, subtype="PCM_16") as handle:
+        for _ in range(minutes):
+            handle.write(block)
+    crop_bytes = 5 * 32000 * 4  # the 5 s float32 crop at 32 kHz
+    tracemalloc.start()
+    try:
+        cropped = load_audio(path, 32000, seconds=5.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert cropped.shape == (5 * 32000,) and cropped.any()
+    whole_file_bytes = minutes * 60 * rate * 4  # float32 decode of the whole file alone: 57.6 MB
+    assert peak < 4 * crop_bytes, f"peak {peak} bytes for a {crop_bytes}-byte crop"
+    assert peak < whole_file_bytes / 20

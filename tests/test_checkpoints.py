@@ -167,3 +167,66 @@ def test_mn10_builds_a_mobilenet() -> None:
     with torch.inference_mode():
         embedding = model.embed(torch.zeros(1, 16000))
     assert embedding.shape == (1, 960)
+
+
+# --------------------------------------------------------------------------- bare names, no public URL
+
+
+def test_bare_file_name_is_looked_up_in_the_cache(mn04_path, mn04_sha256, isolated_cache, tmp_path,
+                                                  monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the bare name is not a path here
+    with pytest.raises(CheckpointError, match="does not exist") as info:
+        audiobench.load_model("mn04", checkpoint="mn04_as_mAP_432.pt")
+    cached = isolated_cache / "checkpoints" / "mn04_as_mAP_432.pt"
+    assert str(tmp_path / "mn04_as_mAP_432.pt") in str(info.value) and str(cached) in str(info.value)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(mn04_path.read_bytes())
+    model = audiobench.load_model("mn04", checkpoint="mn04_as_mAP_432.pt")
+    assert model.checkpoint_path == str(cached) and model.checkpoint_sha256 == mn04_sha256
+
+
+def test_checkpoint_without_public_url_says_how_to_pass_it(isolated_cache) -> None:
+    from audiobench.models.checkpoints import resolve_checkpoint
+
+    card = MODELS.entry("cpmobile").info
+    assert card.checkpoint.url is None
+    for allow_download in (True, False):
+        with pytest.raises(CheckpointError, match="No public download URL") as info:
+            resolve_checkpoint(card, allow_download=allow_download)
+        assert "cpmobile_tau22_c0a7nzin.ckpt" in str(info.value)
+        assert "--checkpoint PATH" in info.value.hint and "cpmobile_tau22_c0a7nzin.ckpt" in info.value.hint
+        assert str(isolated_cache / "checkpoints" / "cpmobile_tau22_c0a7nzin.ckpt") in info.value.hint
+    with pytest.raises(CheckpointError, match="No public download URL"):
+        audiobench.load_model("cpmobile", pretrained=True)
+
+
+def test_cpmobile_card_pins_the_staged_file(shared_dir) -> None:
+    info = MODELS.entry("cpmobile").info.checkpoint
+    staged = shared_dir / "models" / "cpmobile_dcase23" / info.file_name
+    assert staged.stat().st_size == info.size_bytes and file_sha256(staged) == info.sha256
+
+
+# --------------------------------------------------------------------------- numpy and tensor inputs
+
+
+@pytest.mark.parametrize("name", ["mn04", "logmel-stats"])
+def test_embed_accepts_numpy_and_tensors(name: str) -> None:
+    from audiobench.errors import AudiobenchError
+
+    model = audiobench.load_model(name)
+    clip = np.random.default_rng(0).standard_normal(16000) * 0.1
+    with torch.inference_mode():
+        reference = model.embed(torch.as_tensor(clip, dtype=torch.float32).unsqueeze(0))
+        torch.testing.assert_close(model.embed(clip), reference)  # 1-D float64 numpy: one clip
+        torch.testing.assert_close(model.embed(clip.astype(np.float32)[::-1][::-1]), reference)
+        torch.testing.assert_close(model.embed(np.stack([clip, clip])), torch.cat([reference, reference]))
+        torch.testing.assert_close(model.embed(torch.as_tensor(clip)), reference)  # 1-D float64 tensor
+        frames, timestamps = model.embed_frames(clip)
+        assert frames.shape[0] == 1 and frames.shape[1] == timestamps.shape[0]
+        if model.card.num_classes:
+            assert model.logits(clip).shape == (1, 527) and model.probabilities(np.stack([clip] * 3)).shape == (3, 527)
+            assert model.clip_probabilities(clip).shape == (527,)
+    with pytest.raises(AudiobenchError, match="floating point"):
+        model.embed(np.zeros(16000, dtype=np.int16))
+    with pytest.raises(AudiobenchError, match="1-D .* or 2-D"):
+        model.embed(np.zeros((1, 1, 16000), dtype=np.float32))

@@ -62,6 +62,22 @@ def test_list_tasks_json_and_tables() -> None:
         assert name in table.stdout
 
 
+def test_version() -> None:
+    import audiobench
+
+    result = invoke("--version")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"audiobench {audiobench.__version__}\n"
+
+
+def test_cpmobile_without_checkpoint_says_how_to_pass_it(isolated_cache) -> None:
+    result = invoke("predict", require(METRO_WAV), "--model", "cpmobile", "--device", "cpu")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    text = _flat(result.stderr)
+    assert "No public download URL exists for checkpoint cpmobile_tau22_c0a7nzin.ckpt" in text
+    assert "--checkpoint PATH" in text and "(cannot" not in text
+
+
 def test_list_unknown_kind_is_a_usage_error() -> None:
     result = invoke("list", "datasets")
     assert result.exit_code == 2 and "Traceback" not in result.output

@@ -194,3 +194,63 @@ def test_run_reuses_the_counted_complexity(monkeypatch) -> None:
     first = complexity.cached_complexity(load_model("mn04"))
     second = complexity.cached_complexity(load_model("mn04"))
     assert len(calls) == 1 and first == second and first["params"]["total"] == second["params"]["total"] > 0
+
+
+# --------------------------------------------------------------------------- latency budget, device, progress
+
+
+def test_latency_is_capped_by_its_time_budget() -> None:
+    model = load_model("cpmobile")
+    slow = measure_complexity(model, latency_runs=100_000, latency_budget_s=0.5)["latency"]
+    assert 3 <= slow["runs"] < 100_000 and slow["requested_runs"] == 100_000 and slow["budget_s"] == 0.5
+    for key in ("network", "frontend_plus_network"):
+        assert 3 <= slow[key]["runs"] < 100_000 and slow[key]["warmup_runs"] >= 1
+    at_least = measure_complexity(model, latency_runs=10, latency_budget_s=0.0)["latency"]
+    assert at_least["runs"] == 3 and at_least["network"]["runs"] == 3  # the minimum, however small the budget
+    at_most = measure_complexity(model, latency_runs=2, latency_budget_s=60.0)["latency"]
+    assert at_most["runs"] == 2  # --runs is the maximum
+
+
+def test_stages_are_reported_and_device_recorded() -> None:
+    stages: list[str] = []
+    record = measure_complexity(load_model("cpmobile"), latency_runs=3, stage=stages.append)
+    assert record["device"] == "cpu" and record["latency"]["device"] == "cpu"
+    for expected in ("counting MACs", "measuring peak activation memory", "latency (network): run 3/3",
+                     "latency (frontend + network): run 3/3"):
+        assert expected in stages, stages
+    assert stages.index("counting MACs") < stages.index("measuring peak activation memory") < stages.index(
+        "latency (network): run 1/3")
+    assert measure_complexity(meta_model("mn04"), measure_latency=False)["device"] == "meta"
+
+
+def test_cli_latency_budget_and_device() -> None:
+    from audiobench.cli import app
+
+    result = CliRunner().invoke(app, ["complexity", "--model", "cpmobile", "--device", "cpu", "--runs", "4",
+                                      "--latency-budget", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["device"] == "cpu" and record["latency"]["device"] == "cpu"
+    assert record["latency"]["budget_s"] == 1.0 and 3 <= record["latency"]["runs"] <= 4
+    table = CliRunner().invoke(app, ["complexity", "--model", "cpmobile", "--runs", "3"])
+    assert table.exit_code == 0, table.output
+    assert "median of 3 runs (at most 3, budget 10 s)" in table.stdout
+    bad = CliRunner().invoke(app, ["complexity", "--model", "cpmobile", "--device", "tpu"])
+    assert bad.exit_code == 2 and "Unknown device 'tpu'" in bad.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cli_cuda_without_gpu_is_explained() -> None:
+    from audiobench.cli import app
+
+    result = CliRunner().invoke(app, ["complexity", "--model", "cpmobile", "--device", "cuda"])
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_latency_on_cuda_is_synchronised_and_recorded() -> None:
+    model = load_model("mn04").to("cuda")
+    record = measure_complexity(model, latency_runs=5, latency_budget_s=5.0)
+    latency = record["latency"]
+    assert record["device"] == "cuda" and latency["device"] == "cuda" and latency["gpu"]
+    assert 3 <= latency["runs"] <= 5 and latency["network"]["median_ms"] > 0

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
+import io
+import json
 import os
+import tarfile
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from audiobench.download import DownloadError, download, sha256_of
+from audiobench.download import ArchiveInfo, DownloadError, check_format, download, download_archive, sha256_of
 from audiobench.errors import CheckpointError
 
 PAYLOAD = os.urandom(3 * 65536 + 123)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+SERVED: dict[str, bytes] = {}  # name -> bytes, at /served/<name> (with Content-Length) and /nolength/<name>
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -29,6 +37,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         range_header = self.headers.get("Range")
         type(self).requests.append((self.path, range_header))
+        kind, _, name = self.path.strip("/").partition("/")
+        if kind in ("served", "nolength") and name in SERVED:  # SERVED files, with or without Content-Length
+            self.send_response(200)
+            if kind == "served":
+                self.send_header("Content-Length", str(len(SERVED[name])))
+            self.end_headers()
+            self.wfile.write(SERVED[name])
+            self.close_connection = True  # without Content-Length the body ends when the connection closes
+            return
         if self.path == "/short":
             self.send_response(200)
             self.send_header("Content-Length", str(len(PAYLOAD)))
@@ -72,6 +89,7 @@ def server():
 @pytest.fixture(autouse=True)
 def _clear_requests():
     _Handler.requests.clear()
+    SERVED.clear()
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -157,6 +175,225 @@ def test_complete_partial_file_is_finished(server, tmp_path) -> None:
     (tmp_path / "file.bin.part").write_bytes(PAYLOAD)
     download(f"{server}/file", destination, sha256=PAYLOAD_SHA, size=len(PAYLOAD))
     assert destination.read_bytes() == PAYLOAD
+
+
+# --------------------------------------------------------------------------- verification without a known size
+
+
+def _zip_bytes(members: dict[str, bytes], stored: bool = True) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+ZIP = _zip_bytes({"top/a.bin": PAYLOAD, "top/b.txt": b"hello"})
+
+
+def test_cut_short_download_without_length_is_kept_for_resuming(server, tmp_path) -> None:
+    """No Content-Length, no size, no hash: a zip cut short is detected by its missing central directory."""
+    SERVED["cut.zip"], SERVED["full.zip"] = ZIP[: len(ZIP) // 2], ZIP
+    destination = tmp_path / "archive.zip"
+    with pytest.raises(DownloadError, match="incomplete") as info:
+        download(f"{server}/nolength/cut.zip", destination, progress=lambda *a: None)
+    assert "resume" in info.value.hint
+    assert not destination.exists()
+    assert (tmp_path / "archive.zip.part").read_bytes() == ZIP[: len(ZIP) // 2]
+    download(f"{server}/nolength/full.zip", destination, progress=lambda *a: None)  # ignores the range: restarts
+    assert destination.read_bytes() == ZIP
+    assert _leftovers(tmp_path) == ["archive.zip"]
+    assert _Handler.requests[-1] == ("/nolength/full.zip", f"bytes={len(ZIP) // 2}-")
+
+
+def test_corrupted_zip_is_deleted_not_unpacked(server, tmp_path) -> None:
+    corrupted = bytearray(ZIP)
+    corrupted[ZIP.index(PAYLOAD[:64]) + 1000] ^= 0xFF  # one flipped bit inside a stored member
+    SERVED["bad.zip"] = bytes(corrupted)
+    with pytest.raises(DownloadError, match="bad CRC in member top/a.bin") as info:
+        download(f"{server}/served/bad.zip", tmp_path / "bad.zip", progress=lambda *a: None)
+    assert "deleted" in str(info.value)
+    assert _leftovers(tmp_path) == []
+
+
+def test_error_page_instead_of_archive_is_deleted(server, tmp_path) -> None:
+    SERVED["page.zip"] = b"<html><body>rate limited</body></html>"
+    with pytest.raises(DownloadError, match="not a zip archive"):
+        download(f"{server}/nolength/page.zip", tmp_path / "page.zip", progress=lambda *a: None)
+    assert _leftovers(tmp_path) == []
+
+
+def test_unverifiable_download_is_refused(server, tmp_path) -> None:
+    """Unknown format, no length from the server, no size or hash: it cannot be told from a cut-short file."""
+    SERVED["data.bin"] = PAYLOAD
+    with pytest.raises(DownloadError, match="cannot be verified"):
+        download(f"{server}/nolength/data.bin", tmp_path / "data.bin", progress=lambda *a: None)
+    assert _leftovers(tmp_path) == []
+    # the same file with its size known (or announced by the server) is accepted
+    download(f"{server}/nolength/data.bin", tmp_path / "data.bin", size=len(PAYLOAD), progress=lambda *a: None)
+    download(f"{server}/served/data.bin", tmp_path / "again.bin", progress=lambda *a: None)
+    assert (tmp_path / "data.bin").read_bytes() == (tmp_path / "again.bin").read_bytes() == PAYLOAD
+
+
+def test_shorter_than_known_size_is_resumable(server, tmp_path) -> None:
+    SERVED["data.bin"] = PAYLOAD[:1000]
+    with pytest.raises(DownloadError, match="incomplete"):
+        download(f"{server}/nolength/data.bin", tmp_path / "data.bin", size=len(PAYLOAD), progress=lambda *a: None)
+    assert (tmp_path / "data.bin.part").stat().st_size == 1000
+    download(f"{server}/file", tmp_path / "data.bin", size=len(PAYLOAD), sha256=PAYLOAD_SHA,
+             progress=lambda *a: None)
+    assert _Handler.requests[-1] == ("/file", "bytes=1000-")
+    assert (tmp_path / "data.bin").read_bytes() == PAYLOAD
+
+
+def test_md5_is_verified(server, tmp_path) -> None:
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    assert download(f"{server}/file", tmp_path / "ok.bin", md5=md5, progress=lambda *a: None).read_bytes() == PAYLOAD
+    with pytest.raises(DownloadError, match="md5"):
+        download(f"{server}/file", tmp_path / "bad.bin", md5="0" * 32, progress=lambda *a: None)
+    assert _leftovers(tmp_path) == ["ok.bin"]
+
+
+def test_download_archive_uses_the_card(server, tmp_path) -> None:
+    info = ArchiveInfo(url=f"{server}/file", file_name="payload.bin", size_bytes=len(PAYLOAD), sha256=PAYLOAD_SHA)
+    assert info.expected() == f"{len(PAYLOAD)} bytes, sha256 {PAYLOAD_SHA}"
+    path = download_archive(info, tmp_path / "downloads", progress=lambda *a: None)
+    assert path == tmp_path / "downloads" / "payload.bin" and path.read_bytes() == PAYLOAD
+
+
+def test_file_put_there_by_hand_is_used_or_refused(server, tmp_path) -> None:
+    destination = tmp_path / "file.bin"
+    destination.write_bytes(PAYLOAD)
+    assert download(f"{server}/file", destination, sha256=PAYLOAD_SHA, progress=lambda *a: None) == destination
+    assert _Handler.requests == []  # verified in place, not downloaded again
+    destination.write_bytes(b"something else")
+    with pytest.raises(DownloadError, match="already there") as info:
+        download(f"{server}/file", destination, sha256=PAYLOAD_SHA, progress=lambda *a: None)
+    assert "Delete it" in info.value.hint
+
+
+def test_offline_error_says_so_and_where_to_put_the_file(tmp_path) -> None:
+    destination = tmp_path / "weights.pt"
+    with pytest.raises(DownloadError) as info:
+        download("http://127.0.0.1:9/weights.pt", destination, sha256=PAYLOAD_SHA, size=123, timeout=5,
+                 progress=lambda *a: None)
+    message, hint = str(info.value), info.value.hint
+    assert "offline" in message and "unreachable" in message and "http://127.0.0.1:9/weights.pt" in message
+    assert f"put it at {destination}" in hint and "123 bytes" in hint and PAYLOAD_SHA in hint
+
+
+def _gzip_bytes(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def _tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
+        for name, data in members.items():
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            archive.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _safetensors_bytes() -> bytes:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    return len(header).to_bytes(8, "little") + header + bytes(16)
+
+
+@pytest.mark.parametrize("name, data", [
+    ("a.zip", ZIP), ("a.gz", _gzip_bytes(PAYLOAD)), ("a.tar", _tar_bytes({"x": PAYLOAD})),
+    ("a.tar.gz", _tar_bytes({"x": PAYLOAD}, "w:gz")), ("a.safetensors", _safetensors_bytes()),
+])
+def test_format_checks_accept_complete_and_catch_cut_files(tmp_path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert check_format(path) == (True, None, False)
+    path.write_bytes(data[: len(data) * 2 // 3])
+    result = check_format(path)
+    assert result.checked and result.problem and result.truncated, result
+
+
+def test_torch_checkpoint_format_check(tmp_path) -> None:
+    import torch
+
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.randn(1000)}, path)
+    assert check_format(path).problem is None
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert check_format(path).truncated
+    path.write_bytes(b"not a checkpoint")
+    assert check_format(path).problem == "is not a PyTorch checkpoint (neither a zip nor a pickle)"
+    assert check_format(tmp_path / "labels.csv") == (False, None, False)  # no check for this format
+
+
+# --------------------------------------------------------------------------- the ESC-50 archive
+
+
+def _esc50_zip(top: str, rows: int, audio: int | None = None, meta: bool = True) -> bytes:
+    """An ESC-50 archive: the first ``rows`` rows of the real metadata and ``audio`` (default: ``rows``) stub .wav files."""
+    from shared_material import ESC50, require
+
+    lines = require(ESC50 / "meta" / "esc50.csv").read_text().splitlines()[:1 + rows]
+    members = {f"{top}/meta/esc50.csv": ("\n".join(lines) + "\n").encode()} if meta else {}
+    for line in lines[1:1 + (rows if audio is None else audio)]:
+        members[f"{top}/audio/{line.split(',')[0]}"] = b"RIFF"
+    members[f"{top}/README.md"] = b"ESC-50"
+    return _zip_bytes(members)
+
+
+@pytest.fixture
+def esc50_module(server, monkeypatch):
+    import dataclasses
+
+    from audiobench.datasets import esc50
+
+    url = f"{server}/nolength/esc50.zip"  # like GitHub's generated archives: no Content-Length
+    monkeypatch.setattr(esc50, "ARCHIVE_URL", url)
+    monkeypatch.setattr(esc50, "ARCHIVE", dataclasses.replace(esc50.ARCHIVE, url=url))
+    return esc50
+
+
+def test_esc50_archive_is_pinned_to_a_commit() -> None:
+    from audiobench.datasets import esc50
+
+    assert "master" not in esc50.ARCHIVE_URL and esc50.ARCHIVE.url == esc50.ARCHIVE_URL
+    assert esc50.ARCHIVE_URL.startswith("https://github.com/karolpiczak/ESC-50/archive/")
+    assert esc50.ARCHIVE.file_name.endswith(".zip") and esc50.ARCHIVE.verification
+
+
+def test_esc50_download_is_verified_and_unpacked(esc50_module, isolated_cache) -> None:
+    SERVED["esc50.zip"] = _esc50_zip("ESC-50-33c8ce9e", rows=2000)
+    root = esc50_module.download_esc50(progress=lambda *a: None)
+    assert root == isolated_cache / "datasets" / esc50_module.ARCHIVE_ROOT
+    assert (root / "meta" / "esc50.csv").is_file() and len(list((root / "audio").iterdir())) == 2000
+    assert sorted(p.name for p in root.parent.iterdir()) == [root.name]  # no staging folder left
+
+
+def test_esc50_archive_cut_short_is_never_unpacked(esc50_module, isolated_cache) -> None:
+    SERVED["esc50.zip"] = _esc50_zip("ESC-50-33c8ce9e", rows=2000)[:5000]
+    with pytest.raises(DownloadError, match="incomplete"):
+        esc50_module.download_esc50(progress=lambda *a: None)
+    assert not (isolated_cache / "datasets").exists() or not any((isolated_cache / "datasets").iterdir())
+    assert (isolated_cache / "downloads" / f"{esc50_module.ARCHIVE.file_name}.part").is_file()
+
+
+@pytest.mark.parametrize("archive, message", [
+    (dict(rows=2000, meta=False), "does not unpack to ESC-50"),
+    (dict(rows=2000, audio=1999), "1999 of 2000 clips"),
+    (dict(rows=20), "20 of 2000 clips; not the official data"),  # complete in itself, but not the official list
+])
+def test_unpacked_esc50_is_checked_before_it_is_moved_into_place(esc50_module, isolated_cache, archive,
+                                                                  message) -> None:
+    from audiobench.errors import DatasetError
+
+    SERVED["esc50.zip"] = _esc50_zip("ESC-50-33c8ce9e", **archive)
+    with pytest.raises(DatasetError, match=message) as info:
+        esc50_module.download_esc50(progress=lambda *a: None)
+    assert "Delete" in info.value.hint
+    datasets = isolated_cache / "datasets"
+    assert not datasets.exists() or list(datasets.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- checkpoint resolution

@@ -55,7 +55,7 @@ def test_index_of_a_complete_tree(esc50_root) -> None:
     assert index.classes == ["dog", "rooster"]
     assert len(index.clips) == 20 and index.missing == []
     assert index.expected_per_fold == {1: 4, 2: 4, 3: 4, 4: 4, 5: 4}
-    assert index.expected_total == 20 and index.complete_folds() == [1, 2, 3, 4, 5]
+    assert index.expected_total == 2000 and index.complete_folds() == [1, 2, 3, 4, 5]  # the official release
     assert index.clip_seconds == 5.0
     flac = [c for c in index.clips if c.path.suffix == ".flac"]
     assert len(flac) == 6
@@ -65,7 +65,8 @@ def test_index_of_a_complete_tree(esc50_root) -> None:
         assert clip.label == int(clip.clip_id.split("-")[-1].split(".")[0])
         assert clip.fold == int(clip.clip_id.split("-")[0])
     manifest = index.manifest()
-    assert manifest["clips"] == 20 and manifest["expected_clips"] == 20 and manifest["classes"] == 2
+    assert manifest["clips"] == 20 and manifest["expected_clips"] == 2000 and manifest["classes"] == 2
+    assert manifest["official_data"] is False
     assert len(manifest["clip_list_sha256"]) == 64
 
 
@@ -78,7 +79,8 @@ def test_manifest_ignores_the_container(esc50_root, tmp_path) -> None:
 def test_official_folds_of_a_complete_tree(esc50_root) -> None:
     index = load_esc50(esc50_root)
     plan = official_folds(index, [1, 2, 3, 4, 5])
-    assert plan.official and "official" in plan.description
+    # the tiny tree is complete but it is not the official list of 2000 clips
+    assert not plan.official and "NON-OFFICIAL" in plan.description and "20 of 2000 clips" in plan.description
     assert [s.name for s in plan.splits] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
     for fold, split in enumerate(plan.splits, start=1):
         assert {index.clips[i].fold for i in split.test} == {fold}
@@ -110,7 +112,7 @@ def test_cross_validation_over_present_clips_is_non_official(esc50_root) -> None
     index = load_esc50(esc50_root)
     plan = cross_validation(index, 2, seed=0)
     assert not plan.official and "NON-OFFICIAL" in plan.description
-    assert "16 clips present of 20" in plan.description
+    assert "16 clips present of 2000" in plan.description and "4 listed clips missing" in plan.description
     tested = np.sort(np.concatenate([s.test for s in plan.splits]))
     np.testing.assert_array_equal(tested, np.arange(16))
 
@@ -167,7 +169,7 @@ def test_download_into_the_cache(tmp_path, isolated_cache, monkeypatch) -> None:
 def test_foreign_csv_is_rejected(tmp_path) -> None:
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "esc50.csv").write_text("name,label\na.wav,1\n")
-    with pytest.raises(DatasetError, match="not the ESC-50 metadata"):
+    with pytest.raises(DatasetError, match="missing column"):
         load_esc50(tmp_path)
 
 
@@ -190,10 +192,11 @@ def test_run_on_the_tiny_tree(esc50_root, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(provenance, "git_revision", lambda directory=None: None)  # tests run no git
     record, path = run(RunOptions(task="esc50", model="logmel-stats", data_dir=esc50_root, device="cpu",
                                   num_workers=0, batch_size=8, output_dir=tmp_path / "results"))
-    assert record["protocol"]["official"] is True
+    assert record["protocol"]["official"] is False  # not the official list of 2000 clips
+    assert record["dataset"]["official_data"] is False and "20 of 2000 clips" in record["dataset"]["coverage"]
     assert list(record["metrics"]["accuracy"]["per_split"]) == ["fold1", "fold2", "fold3", "fold4", "fold5"]
     assert record["dataset"]["clips"] == 20 and record["embeddings"]["computed"] == 20
-    assert path.is_file() and path.name.startswith("esc50__logmel-stats__official__")
+    assert path.is_file() and path.name.startswith("esc50__logmel-stats__nonofficial__")
 
 
 # --------------------------------------------------------------------------- the real partial copy

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiobench.datasets.base import Clip, DatasetIndex
+from audiobench.datasets.base import OfficialList, list_sha256, Clip, DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
 from audiobench.metrics import accuracy, mean_average_precision
 from audiobench.protocols.probe import AUTO_C_GRID, LinearProbe
@@ -30,8 +30,10 @@ def _index(labels, folds=None) -> DatasetIndex:
     for clip in clips:
         if clip.fold is not None:
             expected[clip.fold] = expected.get(clip.fold, 0) + 1
+    rows = [(c.clip_id, c.label, c.fold) for c in clips]
+    official = OfficialList(total=len(clips), per_fold=expected, sha256=list_sha256(rows), source="toy")
     return DatasetIndex(name="toy", classes=[str(c) for c in sorted(set(labels))], clips=clips,
-                        expected_per_fold=expected)
+                        expected_per_fold=expected, official_list=official, listed_sha256=list_sha256(rows))
 
 
 # --------------------------------------------------------------------------- probe
@@ -135,6 +137,15 @@ def test_official_folds() -> None:
         np.testing.assert_array_equal(split.train, np.flatnonzero(folds != fold))
     with pytest.raises(DatasetError, match="complete folds: 1, 2, 3"):
         official_folds(index, [1, 2, 3, 4])
+
+
+def test_official_only_on_the_official_list() -> None:
+    index = _index(np.tile([0, 1], 6), np.repeat([1, 2, 3], 4))
+    index.listed_sha256 = "another list"
+    plan = official_folds(index, [1, 2, 3])
+    assert not plan.official and "NON-OFFICIAL" in plan.description and "not the official list" in plan.description
+    index.official_list = None  # a dataset without an official list is never official
+    assert not official_folds(index, [1, 2, 3]).official
 
 
 # --------------------------------------------------------------------------- summaries and metrics

@@ -16,7 +16,8 @@ import soundfile as sf
 
 from audiobench.atomic import atomic_write_bytes
 from audiobench.cachedir import cache_subdir
-from audiobench.datasets.base import Clip, DatasetIndex
+from audiobench.datasets.base import Clip, DatasetIndex, OfficialList, check_unique, list_sha256
+from audiobench.errors import DatasetError
 
 VERSION = 1
 SAMPLE_RATE = 16000
@@ -73,21 +74,35 @@ def _render(class_index: int, take: int, fold: int, seed: int) -> np.ndarray:
     return signal.astype(np.float32)
 
 
+def official_rows() -> list[dict[str, object]]:
+    """The rows of the dataset's definition (file name, fold, target, category), in generation order."""
+    return [{"filename": f"{fold}-{name}-{take}.wav", "fold": fold, "target": class_index, "category": name}
+            for class_index, name in enumerate(CLASSES)
+            for fold in range(1, FOLDS + 1)
+            for take in range(CLIPS_PER_CLASS_AND_FOLD)]
+
+
+def official_list() -> OfficialList:
+    """The official clip list: every clip the generator defines."""
+    rows = official_rows()
+    return OfficialList(total=len(rows), per_fold={f: len(rows) // FOLDS for f in range(1, FOLDS + 1)},
+                        sha256=list_sha256((r["filename"], r["target"], r["fold"]) for r in rows),
+                        source=f"audiobench synthetic dataset v{VERSION}")
+
+
 def generate(root: Path, seed: int = 0) -> None:
     """Write the dataset under ``root`` (wav files + ``meta.json``); files appear atomically."""
     audio = root / "audio"
     audio.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for class_index, name in enumerate(CLASSES):
-        for fold in range(1, FOLDS + 1):
-            for take in range(CLIPS_PER_CLASS_AND_FOLD):
-                file_name = f"{fold}-{name}-{take}.wav"
-                target = audio / file_name
-                if not target.exists():
-                    wav = io.BytesIO()
-                    sf.write(wav, _render(class_index, take, fold, seed), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-                    atomic_write_bytes(target, wav.getvalue())
-                rows.append({"filename": file_name, "fold": fold, "target": class_index, "category": name})
+    rows = official_rows()
+    for row in rows:
+        target = audio / str(row["filename"])
+        if not target.exists():
+            take = int(str(row["filename"]).rsplit("-", 1)[1].split(".")[0])
+            wav = io.BytesIO()
+            sf.write(wav, _render(int(row["target"]), take, int(row["fold"]), seed), SAMPLE_RATE, subtype="PCM_16",
+                     format="WAV")
+            atomic_write_bytes(target, wav.getvalue())
     meta = {"version": VERSION, "seed": seed, "sample_rate": SAMPLE_RATE, "classes": list(CLASSES), "clips": rows}
     atomic_write_bytes(root / "meta.json", json.dumps(meta, indent=1).encode())
 
@@ -95,13 +110,25 @@ def generate(root: Path, seed: int = 0) -> None:
 def load_synthetic(data_dir: Path | None = None, download: bool = False, seed: int = 0) -> DatasetIndex:
     """Index the synthetic dataset, generating it first if needed (``download`` is ignored)."""
     root = Path(data_dir) if data_dir is not None else cache_subdir("datasets") / f"synthetic-v{VERSION}-seed{seed}"
-    if not (root / "meta.json").is_file():
+    meta_path = root / "meta.json"
+    if not meta_path.is_file():
         generate(root, seed)
-    meta = json.loads((root / "meta.json").read_text())
-    clips = [Clip(clip_id=r["filename"], path=root / "audio" / r["filename"], label=r["target"], fold=r["fold"])
-             for r in meta["clips"]]
-    expected: dict[int, int] = {}
-    for clip in clips:
-        expected[clip.fold] = expected.get(clip.fold, 0) + 1
-    return DatasetIndex(name="synthetic", classes=meta["classes"], clips=clips,
-                        expected_per_fold=dict(sorted(expected.items())), clip_seconds=CLIP_SECONDS)
+    try:
+        meta = json.loads(meta_path.read_text())
+        rows = [(str(r["filename"]), int(r["target"]), int(r["fold"])) for r in meta["clips"]]
+        classes = list(meta["classes"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{meta_path} is not a synthetic-dataset description ({type(error).__name__}: {error}).",
+                           hint=f"Delete {root} to generate the dataset again.") from None
+    check_unique(((name, f"clips[{i}]", fold, name) for i, (name, _, fold) in enumerate(rows)), meta_path)
+    clips, missing, expected = [], [], {}
+    for name, target, fold in rows:
+        expected[fold] = expected.get(fold, 0) + 1
+        path = root / "audio" / name
+        if path.is_file():
+            clips.append(Clip(clip_id=name, path=path, label=target, fold=fold))
+        else:
+            missing.append(name)
+    return DatasetIndex(name="synthetic", classes=classes, clips=clips, expected_per_fold=dict(sorted(expected.items())),
+                        missing=missing, clip_seconds=CLIP_SECONDS, official_list=official_list(),
+                        listed_sha256=list_sha256(rows))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from audiobench.frontends import autocast_disabled, kaldi_mel_banks
-from audiobench.models.base import AudioModel
+from audiobench.models.base import AudioModel, as_waveforms
 from audiobench.models.cards import ModelCard
 
 try:
@@ -168,16 +168,22 @@ class ASTModel(AudioModel):
         return self.network.audio_spectrogram_transformer(input_values=features), frames
 
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = as_waveforms(waveforms, self.device)
         return self._encode(waveforms)[0].pooler_output
 
     def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = as_waveforms(waveforms, self.device)
         return self.network.classifier(self.embed(waveforms))
 
     def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch tokens averaged over frequency ``[B, T', D]`` and each patch column's centre in ms ``[T']``.
 
-        Only patch columns that start inside the audio are kept (not those on the zero padding).
+        Only patch columns that start inside the audio are kept (not those on the zero padding). The hop
+        is fixed (``time_stride`` frames: 100 ms) for every clip length and batch. AST keeps this native
+        grid instead of the base class's 160 ms windows every 50 ms: each window would cost a full pass
+        over the 1024-frame padded input.
         """
+        waveforms = as_waveforms(waveforms, self.device)
         output, frames = self._encode(waveforms)
         f_dim, t_dim = self.grid
         tokens = output.last_hidden_state[:, 2:]

@@ -7,7 +7,31 @@ from typing import Any
 import torch
 from torch import nn
 
+from audiobench.errors import AudiobenchError
 from audiobench.models.cards import ModelCard
+
+
+def as_waveforms(waveforms: Any, device: torch.device | str | None = None) -> torch.Tensor:
+    """Waveforms ``[B, N]`` from a numpy array, tensor or list: 1-D is one clip, 2-D a batch of clips.
+
+    The result is on ``device`` (default: where the input is); float64 becomes float32, other float
+    types are kept. Integer PCM is refused (its scale is ambiguous).
+    """
+    if isinstance(waveforms, torch.Tensor):
+        tensor = waveforms
+    else:
+        import numpy as np
+
+        tensor = torch.as_tensor(np.ascontiguousarray(np.asarray(waveforms)))
+    if tensor.dim() not in (1, 2):
+        raise AudiobenchError(f"Waveforms must be 1-D (one clip) or 2-D (a batch), got shape {tuple(tensor.shape)}.",
+                              hint="Pass mono audio as [N] or [B, N] samples at the model's sample rate.")
+    if not tensor.is_floating_point():
+        raise AudiobenchError(f"Waveforms must be floating point, got {tensor.dtype}.",
+                              hint="Scale integer PCM to [-1, 1] first (e.g. int16 samples / 32768).")
+    dtype = torch.float32 if tensor.dtype == torch.float64 else tensor.dtype
+    tensor = tensor.unsqueeze(0) if tensor.dim() == 1 else tensor
+    return tensor.to(device=device if device is not None else tensor.device, dtype=dtype)
 
 
 class AudioModel(nn.Module):
@@ -45,19 +69,46 @@ class AudioModel(nn.Module):
         """Clip embeddings ``[B, D]``."""
         raise NotImplementedError
 
-    def embed_frames(self, waveforms: torch.Tensor, window_s: float = 1.0,
-                     hop_s: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame embeddings ``[B, T, D]`` and each frame's centre time in ms ``[T]``.
+    min_frame_window_ms: float = 0.0  # the shortest window :meth:`embed_frames` may cut for this model
+    frame_chunk_windows: int = 256  # windows embedded per call of :meth:`embed` in :meth:`embed_frames`
 
-        This default embeds windows of ``window_s`` centred every ``hop_s`` (zero-padded at the edges);
-        models with a frame-level representation override it.
+    def frame_geometry(self, num_samples: int, window_ms: float = 160.0,
+                       hop_ms: float = 50.0) -> tuple[int, int, int]:
+        """(window samples, hop samples, number of frames T) of :meth:`embed_frames` for clips of ``num_samples``.
+
+        The window is at least :attr:`min_frame_window_ms`; ``T = 1 + num_samples // hop``.
         """
-        window, hop = int(window_s * self.sample_rate), int(hop_s * self.sample_rate)
-        padded = torch.nn.functional.pad(waveforms, (window // 2, window // 2))
-        starts = range(0, max(padded.shape[-1] - window, 0) + 1, hop)
-        windows = torch.stack([padded[:, s:s + window] for s in starts], dim=1)  # [B, T, window]
-        frames = self.embed(windows.flatten(0, 1)).reshape(waveforms.shape[0], len(starts), -1)
-        return frames, torch.arange(len(starts), dtype=torch.float64) * (1000.0 * hop_s)
+        window_ms = max(window_ms, self.min_frame_window_ms)
+        window = max(int(round(window_ms * self.sample_rate / 1000.0)), 1)
+        hop = max(int(round(hop_ms * self.sample_rate / 1000.0)), 1)
+        return window, hop, 1 + num_samples // hop
+
+    def embed_frames(self, waveforms: torch.Tensor, window_ms: float = 160.0,
+                     hop_ms: float = 50.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame embeddings ``[B, T, D]`` and each frame's centre time in ms ``[T]``, at a fixed hop.
+
+        Convention (as the EfficientAT_HEAR and hear21passt wrappers): the clip is padded by half a
+        window at both ends (reflect padding; zeros when the clip is too short to reflect), window ``t``
+        is centred on sample ``t * hop`` of the clip, its timestamp is ``t * hop`` in ms (the first is
+        0), and ``T = 1 + N // hop`` depends only on the clip length ``N``. Each window is embedded
+        with :meth:`embed`, at most :attr:`frame_chunk_windows` windows per call, so memory stays
+        bounded. Windows are at least :attr:`min_frame_window_ms` long (models whose card sets
+        ``segment_seconds`` pad each window up to one segment).
+        """
+        waveforms = as_waveforms(waveforms, self.device)
+        batch, num_samples = waveforms.shape
+        window, hop, count = self.frame_geometry(num_samples, window_ms, hop_ms)
+        left, right = window // 2, window - window // 2
+        mode = "reflect" if num_samples > max(left, right) else "constant"
+        padded = torch.nn.functional.pad(waveforms.unsqueeze(1), (left, right), mode=mode).squeeze(1)
+        views = padded.unfold(-1, window, hop)[:, :count]  # [B, T, window], no copy
+        chunks = []
+        for start in range(0, batch * count, self.frame_chunk_windows):
+            flat = torch.arange(start, min(start + self.frame_chunk_windows, batch * count))
+            chunks.append(self.embed(views[flat // count, flat % count]))
+        frames = torch.cat(chunks).reshape(batch, count, -1)
+        timestamps = torch.arange(count, dtype=torch.float64) * (1000.0 * hop / self.sample_rate)
+        return frames, timestamps
 
     def input_stage(self) -> nn.Module | None:
         """A weight-free module mapping waveforms ``[B, N]`` to what :meth:`embed_inputs` takes.
@@ -92,16 +143,28 @@ class AudioModel(nn.Module):
 
     def clip_probabilities(self, waveform: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``[num_classes]`` for one whole clip ``[N]`` (models may segment it)."""
-        return self.probabilities(waveform.unsqueeze(0))[0]
+        return self.probabilities(as_waveforms(waveform, self.device))[0]
 
     def fingerprint(self) -> dict[str, Any]:
-        """What determines this model's embeddings (used as the embedding cache key)."""
+        """What determines this model's embeddings (used as the embedding cache key).
+
+        ``implementation`` is derived from the source of the code that computes the output (see
+        :func:`code_version`), so a change to that code gives a new key without a version bumped by hand.
+        """
         return {
             "model": self.card.name,
             "config": self.card.config,
             "checkpoint_sha256": self.checkpoint_sha256,
             "frontend": self.frontend_config(),
+            "sample_rate": self.sample_rate,
+            "implementation": self.code_version(),
         }
+
+    def code_version(self) -> str:
+        """Hash of the audiobench code defining this model, its layers and its front-end."""
+        from audiobench.code_version import implementation_version, modules_of
+
+        return implementation_version(modules_of([self, *self.modules()]))
 
     def frontend_config(self) -> dict[str, Any]:
         """The front-end configuration (part of the fingerprint)."""

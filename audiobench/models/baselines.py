@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from audiobench.frontends import EfficientATMel, MelConfig
-from audiobench.models.base import AudioModel
+from audiobench.models.base import AudioModel, as_waveforms
 from audiobench.models.cards import ModelCard
 
 
@@ -17,6 +17,7 @@ class LogMelStats(AudioModel):
         self.frontend = EfficientATMel(MelConfig(sample_rate=card.sample_rate))
 
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = as_waveforms(waveforms, self.device)
         mel = self.frontend(waveforms)
         return torch.cat([mel.mean(dim=-1), mel.std(dim=-1)], dim=-1)
 

@@ -11,7 +11,7 @@ class CheckpointInfo:
     """Where the officially released weights of a model come from."""
 
     file_name: str
-    url: str
+    url: str | None  # None when no public download URL exists (the file is passed by hand)
     sha256: str | None = None  # None when the release publishes no hash and none was verified here
     size_bytes: int | None = None
     license: str | None = None

@@ -96,11 +96,14 @@ DYMN_RELEASES: dict[str, tuple[float, str]] = {
     "dymn20": (2.0, "dymn20_as_mAP_493.pt"),
 }
 
+# No public download URL is published for this file (fschmid56/cpjku_dcase23 shares no release asset):
+# url is None and the file is passed with --checkpoint PATH (or put into the checkpoint cache under its name).
+# sha256 and size: of the file staged in ../shared/models/cpmobile_dcase23.
 CPMOBILE_CHECKPOINT = CheckpointInfo(
     file_name="cpmobile_tau22_c0a7nzin.ckpt",
-    url="https://github.com/fschmid56/cpjku_dcase23 (no public download URL is published for this file; "
-        "pass --checkpoint PATH)",
+    url=None,
     sha256="41a1ff72cadb90f6ce0345ed961822f7d0a77ab92b5fcafe9e07d00d891ce118",
+    size_bytes=1637055,
     license="see fschmid56/cpjku_dcase23",
     key_prefix="model.",
 )

@@ -21,15 +21,42 @@ def checkpoint_cache_path(info: CheckpointInfo) -> Path:
     return cache_subdir("checkpoints") / info.file_name
 
 
+def _explicit_checkpoint(card: ModelCard, explicit: Path) -> Path:
+    """``explicit`` as given, or, for a bare file name that is not a path here, from the checkpoint cache."""
+    if explicit.exists():
+        return explicit
+    looked = [explicit.absolute()]
+    if explicit.name == str(explicit):  # a bare name such as "mn04_as_mAP_432.pt"
+        cached = cache_subdir("checkpoints") / explicit.name
+        if cached.exists():
+            return cached
+        looked.append(cached)
+    raise CheckpointError(f"Checkpoint {explicit} does not exist (looked at {' and '.join(map(str, looked))}).",
+                          hint="Check the path given to --checkpoint"
+                               + (f", or put the file into the checkpoint cache {cache_subdir('checkpoints')}."
+                                  if len(looked) > 1 else "."))
+
+
+def _by_hand(info: CheckpointInfo, cached: Path) -> str:
+    """How to provide the file without a download: its name, its expected size and hash, where it goes."""
+    expected = ", ".join(p for p in (f"{info.size_bytes} bytes" if info.size_bytes else "",
+                                     f"sha256 {info.sha256}" if info.sha256 else "") if p)
+    expected = f" (expected: {expected})" if expected else ""
+    if info.url is None:
+        return (f"Pass the file {info.file_name} with --checkpoint PATH, or put it at {cached}{expected} "
+                f"so it is found without --checkpoint.")
+    return f"Download {info.url} and put it at {cached}{expected}, or pass the file with --checkpoint PATH."
+
+
 def resolve_checkpoint(card: ModelCard, explicit: Path | None = None, allow_download: bool = True,
                        progress: ProgressCallback | None = None) -> Path:
-    """Path of the weights for ``card``: ``explicit`` first, then the cache, then a download."""
+    """Path of the weights for ``card``: ``explicit`` first, then the cache, then a download.
+
+    A bare file name as ``explicit`` that is not a path here is looked up in the checkpoint cache. A card
+    whose checkpoint has no public URL (``url`` None) is never downloaded: the error says how to pass it.
+    """
     if explicit is not None:
-        explicit = Path(explicit).expanduser()
-        if not explicit.exists():
-            raise CheckpointError(f"Checkpoint {explicit} does not exist.",
-                                  hint="Check the path given to --checkpoint.")
-        return explicit
+        return _explicit_checkpoint(card, Path(explicit).expanduser())
     info = card.checkpoint
     if info is None:
         raise CheckpointError(f"Model {card.name!r} has no released checkpoint.",
@@ -37,19 +64,23 @@ def resolve_checkpoint(card: ModelCard, explicit: Path | None = None, allow_down
     cached = checkpoint_cache_path(info)
     if cached.is_file():
         if info.sha256 is not None and sha256_of(cached) != info.sha256:
+            again = f"download {info.url} anew" if info.url else f"put the right {info.file_name} there"
             raise CheckpointError(f"Cached checkpoint {cached} does not match the release sha256 {info.sha256}.",
-                                  hint=f"Delete it and run again to download {info.url} anew.")
+                                  hint=f"Delete it and run again to {again}.")
         return cached
+    if info.url is None:
+        raise CheckpointError(f"No public download URL exists for checkpoint {info.file_name} of {card.name!r}, "
+                              f"and it is not in the cache.", hint=_by_hand(info, cached))
     if not allow_download:
         raise CheckpointError(f"Checkpoint {info.file_name} for {card.name!r} is not in the cache.",
-                              hint=f"Download {info.url} and put it at {cached}, or pass --checkpoint PATH.")
+                              hint=_by_hand(info, cached))
     try:
         return download(info.url, cached, sha256=info.sha256, size=info.size_bytes, progress=progress)
     except DownloadError as error:
         raise CheckpointError(
             f"Checkpoint {info.file_name} for {card.name!r} is not available offline and could not be "
             f"downloaded ({error}).",
-            hint=f"Download {info.url} and put it at {cached}, or pass --checkpoint PATH.",
+            hint=_by_hand(info, cached),
         ) from error
 
 

@@ -17,6 +17,8 @@ import dataclasses
 import hashlib
 import importlib
 import importlib.metadata
+import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,8 +28,9 @@ from torch import nn
 
 from audiobench.download import sha256_of
 from audiobench.errors import CheckpointError, UnknownNameError
-from audiobench.models.base import AudioModel
+from audiobench.models.base import AudioModel, as_waveforms
 from audiobench.models.cards import ModelCard
+from audiobench.models.files_read import files_read_during
 from audiobench.registry import RegistryEntry
 
 PREFIX = "hear:"
@@ -41,21 +44,43 @@ class HEARModuleError(UnknownNameError):
     """A ``hear:<module>`` name whose module cannot be imported or does not implement the HEAR API."""
 
 
+def _where(error: BaseException) -> str:
+    """``file:line`` where ``error`` was raised (outside the import machinery), or ``""``."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not f.filename.startswith("<frozen") and f.filename != importlib.__file__]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
 def import_hear_module(module_name: str) -> ModuleType:
-    """Import ``module_name`` and check that it defines the three HEAR API functions."""
+    """Import ``module_name`` and check that it defines the three HEAR API functions.
+
+    A module that is not installed and one that is installed but fails while importing (a missing
+    dependency, an exception in its code) are told apart: the second names the error and where it happened.
+    """
     if not module_name:
         raise HEARModuleError("No module named after 'hear:'.", hint="Use --model hear:<python.module>.")
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # ImportError, or anything the module raises while importing
+        missing = error.name if isinstance(error, ModuleNotFoundError) else None
+        if missing is not None and (module_name == missing or module_name.startswith(missing + ".")):
+            raise HEARModuleError(
+                f"HEAR module {module_name!r} cannot be imported: no module named {missing!r} is installed.",
+                hint="Install the package that provides it (pip install ...) or put it on PYTHONPATH.",
+            ) from error
+        where = _where(error)
         raise HEARModuleError(
-            f"HEAR module {module_name!r} cannot be imported ({type(error).__name__}: {error}).",
-            hint="Install the package that provides it (pip install ...) or put it on PYTHONPATH.",
+            f"HEAR module {module_name!r} is installed but failed while importing: {type(error).__name__}: "
+            f"{error}{f' (at {where})' if where else ''}.",
+            hint="Fix the module's import error (e.g. install its missing dependency); set AUDIOBENCH_DEBUG=1 "
+                 "to see the traceback.",
         ) from error
-    missing = [name for name in API_FUNCTIONS if not callable(getattr(module, name, None))]
-    if missing:
+    missing_api = [name for name in API_FUNCTIONS if not callable(getattr(module, name, None))]
+    if missing_api:
         raise HEARModuleError(f"Module {module_name!r} does not implement the HEAR API: it has no "
-                              f"{', '.join(missing)}.", hint=API_HINT)
+                              f"{', '.join(missing_api)}.", hint=API_HINT)
     return module
 
 
@@ -68,6 +93,32 @@ def distribution_of(module_name: str) -> tuple[str | None, str | None]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return None, None
+
+
+def installed_files_sha256(dist: str | None) -> str | None:
+    """sha256 of a distribution's RECORD (the hash of every file pip installed for it)."""
+    if dist is None:
+        return None
+    try:
+        record = importlib.metadata.distribution(dist).read_text("RECORD")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return hashlib.sha256(record.encode()).hexdigest() if record else None
+
+
+def package_code_sha256(module: ModuleType) -> str | None:
+    """sha256 of the Python sources of ``module``'s top-level package (or of its single file)."""
+    top = sys.modules.get(module.__name__.split(".")[0], module)
+    locations = list(getattr(top, "__path__", []))
+    if not locations:
+        module_file = getattr(module, "__file__", None)
+        return _path_sha256(Path(module_file)) if module_file else None
+    digest = hashlib.sha256()
+    for location in sorted(locations):
+        root = Path(location)
+        for file in sorted(root.rglob("*.py")):
+            digest.update(f"{file.relative_to(root)}\0{sha256_of(file)}\n".encode())
+    return digest.hexdigest()
 
 
 def _path_sha256(path: Path | None) -> str | None:
@@ -95,7 +146,8 @@ def resolve(name: str) -> RegistryEntry[Any]:
     card = ModelCard(
         name=name, family="hear", sample_rate=0, embedding_dim=0,
         description=f"HEAR 2021 API module {module_name} ({provider})",
-        config={"module": module_name, "distribution": dist, "version": version},
+        config={"module": module_name, "distribution": dist, "version": version,
+                "installed_files_sha256": installed_files_sha256(dist)},
     )
     return RegistryEntry(name=name, target=build_hear_model, info=card, source=dist or module_name)
 
@@ -103,15 +155,18 @@ def resolve(name: str) -> RegistryEntry[Any]:
 class HEARModuleModel(AudioModel):
     """An AudioModel whose embeddings come from a HEAR module's API functions."""
 
-    def __init__(self, card: ModelCard, module: ModuleType, hear_model: Any, model_file: Path | None) -> None:
+    def __init__(self, card: ModelCard, module: ModuleType, hear_model: Any, model_file: Path | None,
+                 weight_files: list[Path] | None = None) -> None:
         super().__init__(card, hear_model if isinstance(hear_model, nn.Module) else None)
         self.module, self.hear_model = module, hear_model
         self.checkpoint_path = str(model_file) if model_file is not None else None
         self.checkpoint_sha256 = _path_sha256(model_file)
-        module_file = getattr(module, "__file__", None)
-        self.module_sha256 = _path_sha256(Path(module_file)) if module_file else None
+        self.module_sha256 = package_code_sha256(module)
+        # every data file load_model read (its own weights too), by name and sha256
+        self.weight_files = {path.name: sha256_of(path) for path in weight_files or []}
 
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = as_waveforms(waveforms, self.device)
         embeddings = torch.as_tensor(self.module.get_scene_embeddings(waveforms, self.hear_model))
         if embeddings.shape != (waveforms.shape[0], self.embedding_dim):
             raise ValueError(f"{self.card.name}: get_scene_embeddings returned shape {tuple(embeddings.shape)}, "
@@ -120,6 +175,7 @@ class HEARModuleModel(AudioModel):
 
     def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Timestamp embeddings ``[B, T, D_t]`` and the timestamps (ms) of the first sound ``[T]``."""
+        waveforms = as_waveforms(waveforms, self.device)
         embeddings, timestamps = self.module.get_timestamp_embeddings(waveforms, self.hear_model)
         timestamps = torch.as_tensor(timestamps)
         return torch.as_tensor(embeddings), (timestamps[0] if timestamps.dim() == 2 else timestamps)
@@ -128,8 +184,9 @@ class HEARModuleModel(AudioModel):
         config = self.card.config
         return {
             "model": self.card.name, "module": config["module"], "distribution": config.get("distribution"),
-            "version": config.get("version"), "module_sha256": self.module_sha256,
-            "checkpoint_sha256": self.checkpoint_sha256, "sample_rate": self.sample_rate,
+            "version": config.get("version"), "installed_files_sha256": config.get("installed_files_sha256"),
+            "module_sha256": self.module_sha256, "checkpoint_sha256": self.checkpoint_sha256,
+            "weight_files": sorted(self.weight_files.items()), "sample_rate": self.sample_rate,
             "scene_embedding_size": self.embedding_dim,
             "timestamp_embedding_size": config.get("timestamp_embedding_size"),
         }
@@ -147,7 +204,8 @@ def build_hear_model(card: ModelCard, checkpoint: str | Path | None = None) -> H
     model_file = Path(checkpoint).expanduser() if checkpoint else None
     if model_file is not None and not model_file.exists():
         raise CheckpointError(f"Model file {model_file} does not exist.", hint="Check the path given to --checkpoint.")
-    hear_model = module.load_model(str(model_file)) if model_file is not None else module.load_model()
+    hear_model, files = files_read_during(
+        lambda: module.load_model(str(model_file)) if model_file is not None else module.load_model())
     missing = [name for name in MODEL_ATTRIBUTES if not hasattr(hear_model, name)]
     if missing:
         raise HEARModuleError(f"The model returned by {module_name}.load_model has no {', '.join(missing)}.",
@@ -156,7 +214,7 @@ def build_hear_model(card: ModelCard, checkpoint: str | Path | None = None) -> H
         card, sample_rate=int(hear_model.sample_rate), embedding_dim=int(hear_model.scene_embedding_size),
         config={**card.config, "timestamp_embedding_size": int(hear_model.timestamp_embedding_size)},
     )
-    return HEARModuleModel(card, module, hear_model, model_file)
+    return HEARModuleModel(card, module, hear_model, model_file, files)
 
 
 build_hear_model.loads_own_weights = True  # type: ignore[attr-defined]

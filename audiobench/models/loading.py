@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from audiobench.download import ProgressCallback
+from audiobench.errors import CheckpointError
 from audiobench.models.base import AudioModel
 from audiobench.models.checkpoints import load_weights, resolve_checkpoint
 from audiobench.registry import MODELS
@@ -14,7 +15,8 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
                allow_download: bool = True, progress: ProgressCallback | None = None) -> AudioModel:
     """Build model ``name``.
 
-    With ``checkpoint`` the weights come from that file; with ``pretrained=True`` the released weights
+    With ``checkpoint`` the weights come from that file (a bare file name such as ``"mn04_as_mAP_432.pt"``
+    that is not a path here is looked up in the checkpoint cache); with ``pretrained=True`` the released weights
     are taken from the cache or downloaded. Otherwise the network keeps its random initialisation
     (as ``timm.create_model`` does by default). Weights are loaded strictly.
     """
@@ -26,6 +28,9 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
         # it is called as factory(card, checkpoint=path or None).
         return factory(card, checkpoint=checkpoint).prepare_for_inference()
     model: AudioModel = factory(card)
+    if checkpoint is not None and model.network is None:
+        raise CheckpointError(f"Model {name!r} has no weights, so the checkpoint {checkpoint} would be ignored.",
+                              hint="Leave out --checkpoint for this model.")
     if model.network is not None and (checkpoint is not None or pretrained):
         path = resolve_checkpoint(card, Path(checkpoint) if checkpoint else None, allow_download, progress)
         info = card.checkpoint

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from audiobench.frontends import EfficientATMel, MelConfig
-from audiobench.models.base import AudioModel
+from audiobench.models.base import AudioModel, as_waveforms
 from audiobench.models.cards import ModelCard
 
 
@@ -70,29 +70,31 @@ class MelNetworkModel(AudioModel):
         return self._forward_inputs(inputs)[1].mean(dim=1)
 
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = as_waveforms(waveforms, self.device)
         return self.embed_inputs(self.stage(waveforms))
 
     def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = as_waveforms(waveforms, self.device)
         return self._forward_inputs(self.stage(waveforms))[0].mean(dim=1)
 
     def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Output activation per segment, then the mean over segments (as the DCASE systems average)."""
+        waveforms = as_waveforms(waveforms, self.device)
         return self.activate(self._forward_inputs(self.stage(waveforms))[0]).mean(dim=1)
 
-    def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame embeddings ``[B, T', D]`` and each frame's centre time in ms ``[T']``."""
+    @property
+    def min_frame_window_ms(self) -> float:
+        """Shortest window :meth:`embed_frames` cuts: enough samples for the STFT's reflect padding and,
+        for patch networks (PaSST: 16 frames, 150 ms at hop 10 ms), one patch of mel frames.
+
+        0 with ``segment_seconds``: every window is zero-padded up to one segment.
+        """
         if self.segment_samples is not None:
-            frames = self._forward_inputs(self.stage(waveforms))[1]
-            step_ms = 1000.0 * self.segment_samples / self.sample_rate
-        else:
-            mel = self.network_input(waveforms)
-            if hasattr(self.network, "forward_tokens"):
-                frames = self.network.forward_tokens(mel).mean(dim=1)  # [B, F', T', D] -> [B, T', D]
-            else:
-                frames = self.network.features_map(mel).mean(dim=2).transpose(1, 2)  # [B, C, F', T'] -> [B, T', C]
-            step_ms = 1000.0 * waveforms.shape[-1] / self.sample_rate / frames.shape[1]
-        timestamps = (torch.arange(frames.shape[1], dtype=torch.float64) + 0.5) * step_ms
-        return frames, timestamps
+            return 0.0
+        cfg = self.frontend.config
+        frames = getattr(getattr(self.network, "config", None), "patch_size", 1)
+        samples = max(cfg.n_fft // 2 + 2, (frames - 1) * cfg.hop_length + 1)  # T = 1 + (N - 1) // hop frames
+        return 1000.0 * samples / self.sample_rate
 
 
 def build_mobilenet(card: ModelCard) -> MelNetworkModel:

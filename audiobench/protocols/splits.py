@@ -37,12 +37,17 @@ def describe_missing(index: DatasetIndex, data_dir: str | None = None, show: int
     more = len(index.missing) - show
     examples = ", ".join(index.missing[:show]) + (f" (+{more} more)" if more > 0 else "")
     where = f" under {data_dir}" if data_dir else ""
-    return (f"{index.name} is incomplete{where}: {len(index.clips)} of {index.expected_total} clips present; "
+    listed = sum(index.expected_per_fold.values())
+    return (f"{index.name} is incomplete{where}: {len(index.clips)} of {listed} clips present; "
             f"complete folds: {complete} ({per_fold}); missing e.g. {examples}")
 
 
 def official_folds(index: DatasetIndex, folds: list[int], data_dir: str | None = None) -> SplitPlan:
-    """Leave-one-fold-out over the official folds; every clip of every fold must be present."""
+    """Leave-one-fold-out over the official folds; every listed clip of every fold must be present.
+
+    The plan is official only under the official-data rule (:meth:`DatasetIndex.coverage`): a metadata
+    file that is not the official list (e.g. 400 of the 2000 rows) gives a NON-OFFICIAL plan that says so.
+    """
     if index.missing or set(index.complete_folds()) != set(folds):
         raise DatasetError(
             describe_missing(index, data_dir) + ".",
@@ -52,7 +57,11 @@ def official_folds(index: DatasetIndex, folds: list[int], data_dir: str | None =
     fold_of = np.array([c.fold for c in index.clips])
     splits = [Split(name=f"fold{f}", train=np.flatnonzero(fold_of != f), test=np.flatnonzero(fold_of == f))
               for f in folds]
-    return SplitPlan(official=True, description=f"official {len(folds)}-fold leave-one-fold-out", splits=splits)
+    coverage = index.coverage()
+    description = f"official {len(folds)}-fold leave-one-fold-out"
+    if not coverage.official:
+        description = f"NON-OFFICIAL: the {len(folds)} folds of the metadata over {coverage.summary()}"
+    return SplitPlan(official=coverage.official, description=description, splits=splits)
 
 
 def cross_validation(index: DatasetIndex, k: int, seed: int) -> SplitPlan:
@@ -69,4 +78,6 @@ def cross_validation(index: DatasetIndex, k: int, seed: int) -> SplitPlan:
               for i, (train, test) in enumerate(folds.split(np.zeros(len(labels)), labels))]
     description = (f"NON-OFFICIAL: stratified {k}-fold cross-validation (seed {seed}) over the "
                    f"{len(labels)} clips present of {index.expected_total}")
+    if index.missing:
+        description += f" ({len(index.missing)} listed clips missing, see dataset.missing)"
     return SplitPlan(official=False, description=description, splits=splits)

@@ -1,0 +1,149 @@
+"""Implementation versions derived from the source code that computes a number.
+
+A cached embedding (or complexity count) is only valid for the code that produced it. Instead of a
+version number bumped by hand, the version is a hash of that code: the Python modules that define the
+model's classes, its network's layers and its front-end, the audio pipeline and the extraction code,
+plus every ``audiobench`` module they import at module level (transitively). Each module is hashed by its syntax tree
+with docstrings removed, so comments, blank lines and documentation do not change the version, while
+any change to what the code does does.
+
+Modules that cannot change an output (errors, downloads, cache directories, the registry, dataset
+loaders, published numbers, ...) are listed in :data:`NOT_OUTPUT_AFFECTING` and left out, so editing
+them does not invalidate every cache. Library versions that change outputs (torch, numpy, soxr,
+libsndfile) are part of the cache keys separately (see :mod:`audiobench.embeddings`).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import sys
+from functools import lru_cache
+from typing import Iterable
+
+PACKAGE = "audiobench"
+
+#: Module-name prefixes whose code cannot change an embedding or a complexity count.
+NOT_OUTPUT_AFFECTING: tuple[str, ...] = (
+    "audiobench.errors", "audiobench.download", "audiobench.cachedir", "audiobench.atomic",
+    "audiobench.registry", "audiobench.resources", "audiobench.cache", "audiobench.code_version",
+    "audiobench.provenance", "audiobench.labels", "audiobench.results", "audiobench.runner",
+    "audiobench.cli", "audiobench.tasks", "audiobench.datasets", "audiobench.protocols",
+    "audiobench.metrics", "audiobench.report", "audiobench.models.cards", "audiobench.models.catalog",
+    "audiobench.models.checkpoints", "audiobench.models.loading", "audiobench.device",
+)
+
+
+def _excluded(module: str) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in NOT_OUTPUT_AFFECTING)
+
+
+def _source(module: str) -> str | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    with open(spec.origin, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_digest(source: str) -> str:
+    """sha256 of the docstring-free syntax tree of ``source`` (comments and layout do not count)."""
+    tree = _strip_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
+
+
+def _module_level_nodes(tree: ast.Module) -> Iterable[ast.AST]:
+    """Statements run when the module is imported (also inside top-level ``if``/``try`` blocks)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, (ast.If, ast.Try)):
+            todo.extend(node.body + node.orelse + getattr(node, "finalbody", []))
+            todo.extend(h for handler in getattr(node, "handlers", []) for h in handler.body)
+
+
+def _imported_modules(module: str, tree: ast.Module) -> set[str]:
+    """``audiobench`` modules imported at module level by ``tree``.
+
+    Imports inside functions are not followed: they are the lazy imports of factories (e.g. one adapter
+    module building every model family), and code they reach at run time is found through the classes
+    of the objects themselves (:func:`modules_of`).
+    """
+    found: set[str] = set()
+    package = module if _is_package(module) else module.rpartition(".")[0]
+    for node in _module_level_nodes(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name.split(".")[0] == PACKAGE and _exists(name))
+    return found
+
+
+def _is_package(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    return bool(spec and spec.submodule_search_locations)
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@lru_cache(maxsize=None)
+def _module_info(module: str) -> tuple[str, frozenset[str]]:
+    source = _source(module)
+    if source is None:
+        return "no-python-source", frozenset()
+    tree = ast.parse(source)
+    return source_digest(source), frozenset(_imported_modules(module, tree))
+
+
+def code_modules(roots: Iterable[str]) -> list[str]:
+    """``roots`` plus the ``audiobench`` modules they import, transitively, minus the excluded ones."""
+    todo = [m for m in roots if m.split(".")[0] == PACKAGE and not _excluded(m)]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo.extend(m for m in _module_info(module)[1] if m not in seen and not _excluded(m))
+    return sorted(seen)
+
+
+def implementation_version(roots: Iterable[str]) -> str:
+    """A short hash of the code of ``roots`` and everything they import (see the module docstring)."""
+    digest = hashlib.sha256()
+    for module in code_modules(roots):
+        digest.update(f"{module}\0{_module_info(module)[0]}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def modules_of(objects: Iterable[object]) -> set[str]:
+    """Modules defining the classes (and their base classes) of ``objects``."""
+    modules: set[str] = set()
+    for obj in objects:
+        cls = obj if isinstance(obj, type) else type(obj)
+        modules.update(base.__module__ for base in cls.__mro__ if base.__module__ in sys.modules)
+    return modules

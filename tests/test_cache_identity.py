@@ -1,0 +1,228 @@
+"""The cache can never hand back an embedding or a complexity count that another model, weights file,
+input pipeline or version of the code computed, nor a damaged one."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiobench.cache import CHECKSUM_BYTES, EmbeddingCache, encode_entry
+from audiobench.code_version import code_modules, source_digest
+from audiobench.datasets.base import Clip
+from audiobench.embeddings import cache_for, clip_key, extract_embeddings
+from audiobench.errors import CacheWarning
+
+import golden_outputs
+
+
+# --------------------------------------------------------------------------- derived code version
+
+
+def test_source_digest_ignores_docs_and_layout_but_not_code() -> None:
+    base = 'def f(x):\n    """Doc."""\n    return x * 2  # comment\n'
+    same = 'def f(x):\n    """Other doc."""\n\n    return x*2\n'
+    changed = 'def f(x):\n    """Doc."""\n    return x * 3\n'
+    assert source_digest(base) == source_digest(same)
+    assert source_digest(base) != source_digest(changed)
+
+
+def test_model_code_covers_layers_frontend_and_their_imports() -> None:
+    from audiobench import load_model
+    from audiobench.code_version import modules_of
+
+    modules = code_modules(modules_of([m for m in load_model("dymn04").modules()]))
+    for needed in ("audiobench.models.dymn", "audiobench.models.dymn_layers", "audiobench.frontends",
+                   "audiobench.models.mel_adapter", "audiobench.models.base"):
+        assert needed in modules
+    assert "audiobench.models.passt" not in modules  # another family's code does not invalidate this one
+    assert not any(m.startswith(("audiobench.datasets", "audiobench.errors")) for m in modules)
+
+
+def test_golden_outputs_change_only_with_the_version(tmp_path: Path) -> None:
+    """An output that changed while its derived version did not means the derivation misses code."""
+    golden = json.loads(golden_outputs.GOLDEN.read_text())
+    now = golden_outputs.current(tmp_path)
+    stale = []
+    for name, expected in golden.items():
+        got = now[name]
+        same_output = np.allclose(got["values"], expected["values"], rtol=1e-4, atol=1e-5)
+        if got["version"] == expected["version"]:
+            assert same_output, (f"{name}: output changed but its implementation version "
+                                 f"{got['version']} did not: the version misses the code that changed")
+        else:
+            stale.append(name)
+    assert not stale, (f"code version changed for {stale}: check the outputs are meant to change, then renew "
+                       f"the golden file with `.venv/bin/python tests/golden_outputs.py --update`")
+
+
+# --------------------------------------------------------------------------- what the key covers
+
+
+@pytest.fixture
+def wav(tmp_path: Path) -> Path:
+    path = tmp_path / "a.wav"
+    sf.write(path, (np.sin(np.arange(16000) / 7.0) * 0.3).astype(np.float32), 16000, subtype="PCM_16")
+    return path
+
+
+def test_key_covers_weights_config_input_and_code(tmp_path: Path, monkeypatch) -> None:
+    from audiobench import load_model
+
+    model = load_model("mn01")
+    base = cache_for(model, tmp_path).fingerprint
+    assert {"checkpoint_sha256", "config", "frontend", "sample_rate", "implementation", "input"} <= set(base)
+    assert {"sample_rate", "resampler", "decoder", "crop", "pad", "implementation"} <= set(base["input"])
+    key = cache_for(model, tmp_path).model_key
+    model.checkpoint_sha256 = "0" * 64
+    assert cache_for(model, tmp_path).model_key != key
+    model.checkpoint_sha256 = None
+    monkeypatch.setattr(type(model), "code_version", lambda self: "changed")
+    assert cache_for(model, tmp_path).model_key != key
+
+
+def test_clip_key_covers_length_and_audio_bytes(wav: Path, tmp_path: Path) -> None:
+    other = tmp_path / "b.wav"
+    other.write_bytes(wav.read_bytes()[:-2] + b"\x01\x00")
+    assert clip_key(wav, 1.0) != clip_key(wav, 0.5)
+    assert clip_key(wav, 1.0) != clip_key(other, 1.0)
+
+
+TINY_HEAR = '''
+import pathlib
+import torch
+
+WEIGHTS = pathlib.Path(__file__).with_name("tiny_weights.bin")
+
+
+class Model(torch.nn.Module):
+    sample_rate = 16000
+    scene_embedding_size = 4
+    timestamp_embedding_size = 4
+
+    def __init__(self):
+        super().__init__()
+        self.scale = float(WEIGHTS.read_bytes()[0])
+
+
+def load_model(model_file_path=""):
+    return Model()
+
+
+def get_scene_embeddings(audio, model):
+    return torch.ones(audio.shape[0], 4) * model.scale
+
+
+def get_timestamp_embeddings(audio, model):
+    return torch.ones(audio.shape[0], 1, 4), torch.zeros(audio.shape[0], 1)
+'''
+
+
+def test_hear_module_weights_it_loads_itself_are_in_the_key(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    import audiobench
+
+    (tmp_path / "tiny_self_loading.py").write_text(TINY_HEAR)
+    weights = tmp_path / "tiny_weights.bin"
+    weights.write_bytes(b"\x02")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = audiobench.load_model("hear:tiny_self_loading")
+    fingerprint = model.fingerprint()
+    assert dict(fingerprint["weight_files"]) == {"tiny_weights.bin": _sha256(weights)}
+    first = cache_for(model, tmp_path / "cache").model_key
+    weights.write_bytes(b"\x03")  # new weights, same module and version
+    sys.modules.pop("tiny_self_loading", None)
+    again = audiobench.load_model("hear:tiny_self_loading")
+    assert cache_for(again, tmp_path / "cache").model_key != first
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- damaged entries
+
+
+def _good_entry(tmp_path: Path) -> tuple[EmbeddingCache, str, Path]:
+    cache = EmbeddingCache(tmp_path, {"model": "m"}, shape=(8,))
+    key = "1f" * 32
+    cache.put(key, np.arange(8, dtype=np.float32))
+    return cache, key, cache._path(key)
+
+
+def _rewrite(array: np.ndarray) -> bytes:
+    return encode_entry(array) if array.dtype == np.float32 else _encode_any(array)
+
+
+def _encode_any(array: np.ndarray) -> bytes:
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    payload = buffer.getvalue()
+    return payload + hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES).digest()
+
+
+DAMAGES = {
+    "wrong shape": lambda raw: _rewrite(np.zeros(5, np.float32)),
+    "wrong dtype": lambda raw: _rewrite(np.zeros(8, np.float64)),
+    "nan": lambda raw: _rewrite(np.array([np.nan] * 8, np.float32)),
+    "inf": lambda raw: _rewrite(np.array([np.inf] * 8, np.float32)),
+    "torn write": lambda raw: raw[: len(raw) // 2],
+    "flipped byte": lambda raw: raw[:-40] + bytes([raw[-40] ^ 0x10]) + raw[-39:],
+    "empty": lambda raw: b"",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_entry_is_dropped_and_named(tmp_path: Path, damage: str) -> None:
+    cache, key, path = _good_entry(tmp_path)
+    path.write_bytes(DAMAGES[damage](path.read_bytes()))
+    assert cache.get(key) is None
+    damaged = cache.take_damaged()
+    assert [p for p, _ in damaged] == [path] and not path.exists()
+
+
+def test_damaged_entry_is_recomputed_with_a_warning(wav: Path, tmp_path: Path) -> None:
+    from audiobench import load_model
+
+    model = load_model("logmel-stats")
+    clips = [Clip(clip_id="a.wav", path=wav, label=0)]
+    cache = cache_for(model, tmp_path / "cache")
+    first, _ = extract_embeddings(model, clips, 1.0, cache, num_workers=0)
+    entry = cache._path(clip_key(wav, 1.0))
+    raw = entry.read_bytes()
+    entry.write_bytes(raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:])  # one flipped byte in the values
+    with pytest.warns(CacheWarning, match=str(entry.name)):
+        again, stats = extract_embeddings(model, clips, 1.0, cache, num_workers=0)
+    assert stats.computed == 1
+    np.testing.assert_array_equal(first, again)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, stats = extract_embeddings(model, clips, 1.0, cache, num_workers=0)
+    assert stats.reused == 1
+
+
+def test_hand_edited_complexity_entry_never_reaches_a_record(tmp_path: Path) -> None:
+    from audiobench import load_model
+    from audiobench.cachedir import cache_subdir
+    from audiobench.complexity import cached_complexity
+
+    model = load_model("mn01")
+    record = cached_complexity(model)
+    (entry,) = list(cache_subdir("complexity").glob("*.json"))
+    data = json.loads(entry.read_text())
+    data["record"]["macs"]["total"] = 1
+    entry.write_text(json.dumps(data))
+    with pytest.warns(CacheWarning, match="checksum"):
+        recounted = cached_complexity(model)
+    assert recounted["macs"]["total"] == record["macs"]["total"] > 1
+    assert cached_complexity(model) == recounted

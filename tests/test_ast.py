@@ -189,9 +189,10 @@ def test_output_shapes_and_frames() -> None:
         short_frames, short_ts = model.embed_frames(x[:, : 3 * SR])
     assert embedding.shape == (2, 64) and logits.shape == (2, 527) and probs.shape == (2, 527)
     assert bool(((probs >= 0) & (probs <= 1)).all())
-    assert frames.shape == (2, 100, 64) and timestamps.shape == (100,)  # 998 frames -> patch columns 0..99
-    assert timestamps[0].item() == 87.5 and timestamps[1].item() == 187.5  # frames 0-15: 12.5 ms ... 162.5 ms
-    assert short_frames.shape == (2, 30, 64) and short_ts.shape == (30,)  # 3 s: 298 frames
+    # the common timestamp grid: every 50 ms from 0, T = 1 + N // hop (native patch columns every 100 ms)
+    assert frames.shape == (2, 201, 64) and timestamps.shape == (201,)
+    assert timestamps[0].item() == 0.0 and timestamps[1].item() == 50.0 and timestamps[-1].item() == 10000.0
+    assert short_frames.shape == (2, 61, 64) and torch.equal(short_ts, timestamps[:61])
     fingerprint = model.fingerprint()
     assert fingerprint["frontend"]["n_mels"] == 128 and fingerprint["config"]["time_stride"] == 10
 

@@ -132,3 +132,16 @@ def test_hear_timestamps_follow_the_fixed_hop() -> None:
         assert frames.shape == (3, count, 256) and timestamps.shape == (3, count)
         assert timestamps.dtype == torch.float32
         assert torch.equal(timestamps, (torch.arange(count, dtype=torch.float32) * 50.0).expand(3, -1))
+
+
+def test_frames_on_grid_interpolates_and_holds_the_edges() -> None:
+    import torch
+
+    from audiobench.models.base import frames_on_grid
+
+    frames = torch.tensor([[[0.0], [10.0], [20.0]]])  # at 100, 200, 300 ms
+    grid = torch.tensor([0.0, 50.0, 100.0, 150.0, 250.0, 300.0, 400.0])
+    out = frames_on_grid(frames, torch.tensor([100.0, 200.0, 300.0]), grid)
+    assert out[0, :, 0].tolist() == [0.0, 0.0, 0.0, 5.0, 15.0, 20.0, 20.0]
+    single = frames_on_grid(frames[:, :1], torch.tensor([100.0]), grid)
+    assert single.shape == (1, 7, 1) and bool((single == 0).all())

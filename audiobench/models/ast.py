@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from audiobench.frontends import autocast_disabled, kaldi_mel_banks
-from audiobench.models.base import AudioModel, as_waveforms
+from audiobench.models.base import AudioModel, as_waveforms, frames_on_grid
 from audiobench.models.cards import ModelCard
 
 try:
@@ -175,13 +175,15 @@ class ASTModel(AudioModel):
         waveforms = as_waveforms(waveforms, self.device)
         return self.network.classifier(self.embed(waveforms))
 
-    def embed_frames(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch tokens averaged over frequency ``[B, T', D]`` and each patch column's centre in ms ``[T']``.
+    def embed_frames(self, waveforms: torch.Tensor, window_ms: float = 160.0,
+                     hop_ms: float = 50.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame embeddings ``[B, T, D]`` at the fixed timestamps ``t * hop_ms`` (``T = 1 + N // hop``).
 
-        Only patch columns that start inside the audio are kept (not those on the zero padding). The hop
-        is fixed (``time_stride`` frames: 100 ms) for every clip length and batch. AST keeps this native
-        grid instead of the base class's 160 ms windows every 50 ms: each window would cost a full pass
-        over the 1024-frame padded input.
+        AST's native frames are its patch columns (patch tokens averaged over frequency), one every
+        ``time_stride`` mel frames (100 ms), centred at ``(column * stride + (patch - 1) / 2)`` frames; only
+        columns that start inside the audio are used. They are linearly interpolated onto the common
+        timestamp grid of :meth:`AudioModel.embed_frames` (the base class's windowing would cost one pass
+        over the 1024-frame padded input per window). ``window_ms`` does not apply: a patch spans 16 frames.
         """
         waveforms = as_waveforms(waveforms, self.device)
         output, frames = self._encode(waveforms)
@@ -191,9 +193,10 @@ class ASTModel(AudioModel):
         cfg, fb = self.network.config, self.frontend.config
         keep = max(1, min(t_dim, math.ceil(frames / cfg.time_stride)))
         centre_frame = torch.arange(keep, dtype=torch.float64) * cfg.time_stride + (cfg.patch_size - 1) / 2.0
-        timestamps = (centre_frame * fb.frame_shift + fb.frame_length / 2.0) * 1000.0 / fb.sample_rate
-        return tokens[:, :keep], timestamps
-
+        native_ms = (centre_frame * fb.frame_shift + fb.frame_length / 2.0) * 1000.0 / fb.sample_rate
+        _, hop, count = self.frame_geometry(waveforms.shape[-1], window_ms, hop_ms)
+        timestamps = torch.arange(count, dtype=torch.float64) * (1000.0 * hop / self.sample_rate)
+        return frames_on_grid(tokens[:, :keep], native_ms.to(tokens.device), timestamps.to(tokens.device)), timestamps
 
 def ast_config(card: ModelCard) -> ASTConfig:
     """``ASTConfig`` of the card (fields of ``card.config``; head size from ``card.num_classes``)."""

@@ -34,6 +34,22 @@ def as_waveforms(waveforms: Any, device: torch.device | str | None = None) -> to
     return tensor.to(device=device if device is not None else tensor.device, dtype=dtype)
 
 
+def frames_on_grid(frames: torch.Tensor, times_ms: torch.Tensor, grid_ms: torch.Tensor) -> torch.Tensor:
+    """Frame features ``[B, T', D]`` at ``times_ms`` ``[T']`` linearly interpolated onto ``grid_ms`` ``[T]``.
+
+    Grid points before the first (after the last) frame take the first (last) frame's features. Used by
+    models whose native frame grid is coarser than the fixed timestamp hop (e.g. AST's 100 ms patch columns).
+    """
+    times = times_ms.to(torch.float64)
+    grid = grid_ms.to(torch.float64).clamp(times[0], times[-1])
+    right = torch.searchsorted(times, grid).clamp(1, max(len(times) - 1, 1))
+    left = right - 1 if len(times) > 1 else right * 0
+    right = right if len(times) > 1 else right * 0
+    span = (times[right] - times[left]).clamp(min=1e-9)
+    weight = ((grid - times[left]) / span).clamp(0, 1).to(frames.dtype)[None, :, None]
+    return frames[:, left] * (1 - weight) + frames[:, right] * weight
+
+
 class AudioModel(nn.Module):
     """A model as the rest of audiobench sees it.
 

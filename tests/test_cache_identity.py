@@ -226,3 +226,30 @@ def test_hand_edited_complexity_entry_never_reaches_a_record(tmp_path: Path) -> 
         recounted = cached_complexity(model)
     assert recounted["macs"]["total"] == record["macs"]["total"] > 1
     assert cached_complexity(model) == recounted
+
+
+# --------------------------------------------------------------------------- only what was used is recorded
+
+
+def test_checkpoint_for_a_weight_free_model_is_refused(tmp_path: Path) -> None:
+    from audiobench import load_model
+    from audiobench.errors import CheckpointError
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="no weights"):
+        load_model("logmel-stats", checkpoint=weights)
+
+
+def test_batch_size_is_recorded_only_when_embeddings_were_computed(tmp_path: Path, monkeypatch) -> None:
+    from audiobench import provenance
+    from audiobench.runner import RunOptions, run
+
+    monkeypatch.setattr(provenance, "git_revision", lambda directory=None: None)
+    options = RunOptions(task="synthetic", model="logmel-stats", device="cpu", num_workers=0, batch_size=7,
+                         output_dir=tmp_path / "results")
+    first, _ = run(options)
+    again, _ = run(options)
+    assert first["embeddings"]["batch_size"] == 7 and first["embeddings"]["computed"] == 120
+    assert again["embeddings"]["computed"] == 0 and "batch_size" not in again["embeddings"]
+    assert first["metrics"] == again["metrics"]

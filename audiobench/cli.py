@@ -64,6 +64,8 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
             if os.environ.get("AUDIOBENCH_DEBUG"):  # the hint may promise the traceback (e.g. of an import error)
                 traceback.print_exception(error, file=sys.stderr)
             _fail(str(error), error.hint, kwargs.get("as_json", False))
+        except typer.Exit:
+            raise  # a command's own exit code (e.g. 1 = a check failed)
         except KeyboardInterrupt:
             _fail("Interrupted.", "Run the same command again: finished embeddings are cached and reused.",
                   kwargs.get("as_json", False), code=130)
@@ -197,7 +199,7 @@ def run(
                          download=download, probe_options=_parse_c(probe_c))
     record, path = run_task(options, RichReporter())
     if as_json:
-        return _print_json({**{k: v for k, v in record.items() if k != "predictions"}, "record_path": str(path)})
+        return _print_json({**record, "record_path": str(path)})
     _print_run_summary(record, path)
 
 
@@ -321,3 +323,6 @@ def complexity(
 def main() -> None:
     """Entry point for ``python -m audiobench``."""
     app()
+
+
+from audiobench import cli_report  # noqa: E402,F401 - registers the report commands on `app`

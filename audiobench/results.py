@@ -8,11 +8,14 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from audiobench.predictions import Predictions
+
+SCHEMA_VERSION = 2
 
 
 def summarise(per_split: dict[str, float]) -> dict[str, Any]:
@@ -36,29 +39,52 @@ def record_file_name(record: dict[str, Any], suffix: int = 0) -> str:
 MAX_SAME_SECOND = 10_000  # records of one task/model/protocol in one second before giving up
 
 
-def write_record(record: dict[str, Any], output_dir: Path) -> Path:
-    """Write ``record`` atomically under ``output_dir`` and return its path.
+def write_record(record: dict[str, Any], output_dir: Path, predictions: "Predictions | None" = None) -> Path:
+    """Write ``record`` (and its ``predictions`` file beside it) atomically under ``output_dir``; return its path.
 
     An existing record is never replaced: when the name is taken (another run in the same second), the
-    next free ``_1``, ``_2``, ... suffix is used. The complete file is written to a temporary name first
-    and then hard-linked to its final name, which fails instead of overwriting (exclusive creation).
+    next free ``_1``, ``_2``, ... suffix is used. Each file is written completely to a temporary name first
+    and then hard-linked to its final name, which fails instead of overwriting (exclusive creation). The
+    predictions file ``<stem>.predictions.npz`` is placed first and the record names it with its sha256.
     """
-    record = {"schema_version": SCHEMA_VERSION, **record}
+    from audiobench.predictions import SUFFIX, sha256_bytes
+
     output_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record, indent=1, sort_keys=False) + "\n"
-    temporary = output_dir / f".{record_file_name(record)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
-    try:
-        with open(temporary, "x", encoding="utf-8") as stream:  # a fresh name; permissions follow the umask
-            stream.write(text)
-        for suffix in range(MAX_SAME_SECOND):
-            path = output_dir / record_file_name(record, suffix)
-            try:
-                _place_exclusively(temporary, path)
-            except FileExistsError:
+    payload = predictions.to_bytes() if predictions is not None else None
+    for suffix in range(MAX_SAME_SECOND):
+        name = record_file_name({"schema_version": SCHEMA_VERSION, **record}, suffix)
+        stem = name[: -len(".json")]
+        placed: Path | None = None
+        if payload is not None:
+            placed = output_dir / (stem + SUFFIX)
+            if not _write_exclusively(placed, payload):
                 continue
-            return path
-        raise FileExistsError(f"{output_dir}: {MAX_SAME_SECOND} records named like {record_file_name(record)} "
-                              "already exist")
+            record = {**record, "predictions": {"file": placed.name, "sha256": sha256_bytes(payload)}}
+        text = json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=1, sort_keys=False) + "\n"
+        try:
+            if _write_exclusively(output_dir / name, text.encode()):
+                return output_dir / name
+        except BaseException:
+            if placed is not None:
+                placed.unlink(missing_ok=True)
+            raise
+        if placed is not None:
+            placed.unlink(missing_ok=True)
+    raise FileExistsError(f"{output_dir}: {MAX_SAME_SECOND} records named like "
+                          f"{record_file_name({'schema_version': SCHEMA_VERSION, **record})} already exist")
+
+
+def _write_exclusively(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless it exists (False then); never leaves a temporary file behind."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(temporary, "xb") as stream:  # a fresh name; permissions follow the umask
+            stream.write(data)
+        try:
+            _place_exclusively(temporary, path)
+        except FileExistsError:
+            return False
+        return True
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -94,8 +120,18 @@ def check_writable(output_dir: Path) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """Read a record, checking the schema version."""
-    record = json.loads(Path(path).read_text())
-    if record.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema version {record.get('schema_version')} is not {SCHEMA_VERSION}")
+    """Read a record; older schema versions are upgraded on read (version 1 kept predictions inline)."""
+    from audiobench.errors import AudiobenchError
+
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AudiobenchError(f"Result record {path} cannot be read ({error}).",
+                              hint="Point at a JSON record written by `audiobench run`.") from None
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if version == 1:
+        record = {**record, "schema_version": SCHEMA_VERSION, "predictions": None}  # no predictions file
+    elif version != SCHEMA_VERSION:
+        raise AudiobenchError(f"Result record {path} has schema version {version!r}; this audiobench reads "
+                              f"versions 1 to {SCHEMA_VERSION}.", hint="Update audiobench, or re-run the record.")
     return record

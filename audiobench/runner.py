@@ -61,7 +61,8 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     from audiobench.device import resolve_device
     from audiobench.embeddings import cache_for, extract_embeddings
     from audiobench.models.loading import has_released_weights, load_model
-    from audiobench.results import check_writable, summarise, write_record
+    from audiobench.predictions import Predictions, score_splits
+    from audiobench.results import check_writable, read_record, summarise, write_record
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
@@ -94,15 +95,22 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     labels = np.array([c.label for c in index.clips])
     metric = METRICS.get(card.metric)
     probe = PROTOCOLS.get(card.protocol)(**{**card.protocol_options, **options.probe_options, "seed": options.seed})
-    per_split, predictions = {}, []
+    tested: list[np.ndarray] = []
+    split_names: list[str] = []
+    scores: list[np.ndarray] = []
     with reporter.progress(f"{card.protocol} on {len(plan.splits)} splits", len(plan.splits)) as advance:
         for split in plan.splits:
-            predicted, scores = probe.fit_predict(features[split.train], labels[split.train], features[split.test],
-                                                  num_classes=len(index.classes))
-            per_split[split.name] = metric(labels[split.test], predicted, scores)
-            predictions += [{"clip_id": index.clips[i].clip_id, "split": split.name, "label": int(labels[i]),
-                             "predicted": int(p)} for i, p in zip(split.test, predicted)]
+            _, split_scores = probe.fit_predict(features[split.train], labels[split.train], features[split.test],
+                                                num_classes=len(index.classes))
+            tested.append(split.test)
+            split_names += [split.name] * len(split.test)
+            scores.append(split_scores)
             advance(1)
+    rows = np.concatenate(tested) if tested else np.zeros(0, dtype=int)
+    predictions = Predictions(clip_id=[index.clips[i].clip_id for i in rows], split=split_names,
+                              target=labels[rows], scores=np.concatenate(scores) if scores else
+                              np.zeros((0, len(index.classes)), np.float32), classes=index.classes)
+    per_split = score_splits(predictions, metric)  # exactly what `audiobench rescore` recomputes
     timings["protocol_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
@@ -122,6 +130,6 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                        **({"batch_size": options.batch_size} if stats.computed else {})},
         "timings": timings,
         "provenance": provenance.collect(device, options.seed),
-        "predictions": predictions,
     }
-    return record, write_record(record, options.output_dir)
+    path = write_record(record, options.output_dir, predictions)
+    return read_record(path), path

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -113,7 +114,8 @@ def test_run_synthetic(first_run, synthetic_cache) -> None:
     result, output = first_run
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert "predictions" not in record  # kept out of stdout, written to the record file
+    predictions_file = Path(record["record_path"]).with_name(record["predictions"]["file"])
+    assert predictions_file.is_file() and len(record["predictions"]["sha256"]) == 64  # per-clip scores beside it
     assert record["protocol"]["official"] is True
     assert record["task"]["name"] == "synthetic" and record["model"]["name"] == "logmel-stats"
     assert record["metrics"]["accuracy"]["mean"] > 0.8
@@ -126,7 +128,7 @@ def test_run_synthetic(first_run, synthetic_cache) -> None:
     assert files[0].name.startswith("synthetic__logmel-stats__official__")
     assert list(output.glob("*.part")) == []
     saved = json.loads(files[0].read_text())
-    assert saved["schema_version"] == 1
+    assert saved["schema_version"] == 2
     prov = saved["provenance"]
     for key in ("audiobench_version", "python", "platform", "device", "seed", "date"):
         assert prov[key] not in (None, ""), key
@@ -134,8 +136,12 @@ def test_run_synthetic(first_run, synthetic_cache) -> None:
     assert prov["audiobench_version"] == __import__("audiobench").__version__
     assert saved["dataset"]["clips"] == 120 and saved["dataset"]["expected_clips"] == 120
     assert re.fullmatch(r"[0-9a-f]{64}", saved["dataset"]["clip_list_sha256"])
-    assert len(saved["predictions"]) == 120
-    assert {p["split"] for p in saved["predictions"]} == {"fold1", "fold2", "fold3", "fold4"}
+    from audiobench.predictions import load_predictions
+
+    predictions = load_predictions(files[0].with_name(saved["predictions"]["file"]), saved["predictions"]["sha256"])
+    assert predictions.scores.shape == (120, 6) and predictions.scores.dtype == np.float32
+    assert set(predictions.split) == {"fold1", "fold2", "fold3", "fold4"} and len(set(predictions.clip_id)) == 120
+    assert list(predictions.classes) == ["tone", "chirp", "noise_bursts", "clicks", "am_tone", "harmonic"]
     # the embeddings went to the (temporary) cache, not anywhere else
     assert (synthetic_cache / "embeddings" / saved["embeddings"]["cache_key"] / "model.json").is_file()
 

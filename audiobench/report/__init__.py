@@ -1,0 +1,1 @@
+"""Reports built from result records and published numbers; nothing here runs a model."""

@@ -192,15 +192,37 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate a model on a task and write a result record."""
-    from audiobench.runner import RunOptions, run as run_task
+    from audiobench.runner import run as run_task
 
-    options = RunOptions(task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
-                         device=device, batch_size=batch_size, num_workers=workers, output_dir=output_dir,
-                         download=download, probe_options=_parse_c(probe_c))
+    options = _run_options(task, model, data_dir, checkpoint, cv, seed, device, batch_size, workers, output_dir,
+                           download, probe_c)
     record, path = run_task(options, RichReporter())
     if as_json:
         return _print_json({**record, "record_path": str(path)})
     _print_run_summary(record, path)
+
+
+def _run_options(task: str, model: str, data_dir: Optional[Path], checkpoint: Optional[Path], cv: Optional[int],
+                 seed: int, device: str, batch_size: int, workers: Optional[int], output_dir: Path, download: bool,
+                 probe_c: Optional[str], **unused: Any) -> Any:
+    from audiobench.runner import RunOptions
+
+    return RunOptions(task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
+                      device=device, batch_size=batch_size, num_workers=workers, output_dir=output_dir,
+                      download=download, probe_options=_parse_c(probe_c))
+
+
+def parse_run_command(arguments: list[str]) -> Any:
+    """The :class:`~audiobench.runner.RunOptions` an ``audiobench run ...`` argument list stands for."""
+    import click
+
+    command = typer.main.get_command(app)
+    run_command = command.get_command(click.Context(command), "run")  # type: ignore[attr-defined]
+    try:
+        context = run_command.make_context("run", list(arguments))
+    except click.ClickException as error:
+        raise AudiobenchError(f"Cannot parse the run command {' '.join(arguments)!r}: {error.format_message()}") from None
+    return _run_options(**context.params)
 
 
 def _print_run_summary(record: dict[str, Any], path: Path) -> None:

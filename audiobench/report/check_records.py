@@ -1,0 +1,61 @@
+"""``check`` section 2: every record rescored from its predictions, and paired with published numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audiobench.errors import AudiobenchError
+from audiobench.report.checks import FAIL, PASS, SKIP, CheckRow, within
+from audiobench.report.records import RecordFile
+from audiobench.report.rescore import rescore
+
+SECTION = "records"
+
+
+def _rescore_row(record: RecordFile) -> CheckRow:
+    try:
+        result = rescore(record.path)
+    except AudiobenchError as error:
+        return CheckRow(SECTION, record.path.name, "rescore", None, None, "exact", FAIL, str(error))
+    differing = [f"{r['metric']}/{r['split']}" for r in result["rows"] if not r["equal"]]
+    return CheckRow(SECTION, record.path.name, "rescore from predictions", "identical" if not differing else differing,
+                    "identical", "exact", PASS if not differing else FAIL,
+                    f"{result['clips']} clips" if not differing else "the predictions do not give the recorded numbers")
+
+
+def _pairing_matches(pairing: dict[str, Any], record: RecordFile) -> bool:
+    match = pairing.get("match", {})
+    values = {"task": record.task, "model": record.model, "metric": record.primary_metric,
+              "protocol": record.record["protocol"].get("name"), "official": record.official}
+    return all(values.get(key) == value for key, value in match.items())
+
+
+def _published_rows(record: RecordFile, pairings: list[dict[str, Any]], by_id: dict[str, Any]) -> list[CheckRow]:
+    rows = []
+    for pairing in (p for p in pairings if _pairing_matches(p, record)):
+        published = by_id.get(pairing["published_id"])
+        if published is None:
+            rows.append(CheckRow(SECTION, record.path.name, "published", None, pairing["published_id"], "-", FAIL,
+                                 "the paired published record is missing from the published file"))
+            continue
+        scale = 0.01 if published.get("unit") == "percent" else 1.0
+        expected = float(published["value"]) * scale
+        measured = record.score(published["metric"])["mean"]
+        ok = within(measured, expected, absolute=float(pairing["abs"]))
+        rows.append(CheckRow(SECTION, record.path.name, f"{published['metric']} vs published", round(measured, 6),
+                             expected, f"±{pairing['abs']}", PASS if ok else FAIL,
+                             f"{published['id']}: {published.get('source', '')}"))
+    return rows
+
+
+def check_records(records: list[RecordFile], published: dict[str, Any], spec: dict[str, Any]) -> list[CheckRow]:
+    """Rescore every record; compare the paired ones with their published numbers."""
+    by_id = {r["id"]: r for r in published.get("records", [])}
+    pairings = spec.get("pairings", []) or []
+    rows = []
+    for record in records:
+        rows.append(_rescore_row(record))
+        paired = _published_rows(record, pairings, by_id)
+        rows.extend(paired or [CheckRow(SECTION, record.path.name, "vs published", record.score()["mean"], None, "-",
+                                        SKIP, "no published number for this model, task and protocol")])
+    return rows

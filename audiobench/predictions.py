@@ -9,6 +9,7 @@ array        shape / dtype               meaning
 ``split``    ``[N]`` str                 the split the clip was tested in (``fold1``, ``cv3``, ``test``)
 ``target``   ``[N]`` int64 | ``[N, C]``  class index (multiclass) or multi-hot int8 (multilabel)
 ``mask``     ``[N, C]`` bool, optional   labels known (partially labelled tasks); absent = all known
+``group``    ``[N]`` str, optional       the clip's group (e.g. recording device) for per-group scores
 ``scores``   ``[N, C]`` float32          the score of every class
 ``classes``  ``[C]`` str                 class names in column order
 ===========  ==========================  ====================================================
@@ -43,6 +44,7 @@ class Predictions:
     scores: np.ndarray
     classes: np.ndarray
     mask: np.ndarray | None = None
+    group: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.clip_id = np.asarray(self.clip_id, dtype=str)
@@ -56,6 +58,10 @@ class Predictions:
                              f"target {self.target.shape}, scores {self.scores.shape}, classes {self.classes.shape}")
         if self.mask is not None and np.asarray(self.mask).shape != (n, c):
             raise ValueError(f"mask shape {np.asarray(self.mask).shape} is not {(n, c)}")
+        if self.group is not None:
+            self.group = np.asarray(self.group, dtype=str)
+            if self.group.shape != (n,):
+                raise ValueError(f"group shape {self.group.shape} is not {(n,)}")
 
     @property
     def multilabel(self) -> bool:
@@ -72,13 +78,16 @@ class Predictions:
     def subset(self, rows: np.ndarray) -> "Predictions":
         """The predictions of ``rows`` (indices or a boolean mask)."""
         return Predictions(self.clip_id[rows], self.split[rows], self.target[rows], self.scores[rows], self.classes,
-                           None if self.mask is None else np.asarray(self.mask)[rows])
+                           None if self.mask is None else np.asarray(self.mask)[rows],
+                           None if self.group is None else self.group[rows])
 
     def to_bytes(self) -> bytes:
         """The ``.npz`` file content (uncompressed, no pickles)."""
         arrays = {name: getattr(self, name) for name in ARRAYS}
         if self.mask is not None:
             arrays["mask"] = np.asarray(self.mask, dtype=bool)
+        if self.group is not None:
+            arrays["group"] = self.group
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -109,7 +118,8 @@ def load_predictions(path: Path, sha256: str | None = None) -> Predictions:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        return Predictions(**{name: arrays[name] for name in ARRAYS}, mask=arrays.get("mask"))
+        return Predictions(**{name: arrays[name] for name in ARRAYS}, mask=arrays.get("mask"),
+                           group=arrays.get("group"))
     except (ValueError, KeyError, OSError) as error:
         raise AudiobenchError(f"Predictions file {path} is not a valid predictions file ({error}).",
                               hint="Re-run the record's command to regenerate it.") from None
@@ -119,10 +129,31 @@ Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
 
 def score_splits(predictions: Predictions, metric: Metric) -> dict[str, float]:
-    """``metric(target, predicted, scores)`` per split, in split order (what a run records)."""
+    """``metric(target, predicted, scores[, mask=...])`` per split, in split order (what a run records)."""
     predicted = predictions.predicted()
+    mask = None if predictions.mask is None else np.asarray(predictions.mask, dtype=bool)
     result = {}
     for name in predictions.split_names():
         rows = predictions.split == name
-        result[name] = float(metric(predictions.target[rows], predicted[rows], predictions.scores[rows]))
+        extra = {} if mask is None else {"mask": mask[rows]}
+        result[name] = float(metric(predictions.target[rows], predicted[rows], predictions.scores[rows], **extra))
+    return result
+
+
+def score_groups(predictions: Predictions, metric: Metric,
+                 sets: dict[str, list[str]] | None = None) -> dict[str, dict[str, float]]:
+    """Per-split scores within every group (``group=<value>``) and every named set of groups.
+
+    Empty when the predictions carry no groups. A split without clips of a group has no value for it.
+    """
+    if predictions.group is None:
+        return {}
+    groups = np.asarray(predictions.group, dtype=str)
+    selections = {f"group={value}": [value] for value in sorted(set(groups.tolist()))}
+    selections.update({name: list(values) for name, values in (sets or {}).items()})
+    result = {}
+    for name, values in selections.items():
+        rows = np.isin(groups, values)
+        if rows.any():
+            result[name] = score_splits(predictions.subset(np.flatnonzero(rows)), metric)
     return result

@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from audiobench.cachedir import cache_subdir
 from audiobench.datasets.base import DatasetIndex
-from audiobench.registry import DATASETS, METRICS, PROTOCOLS
+from audiobench.registry import DATASETS, PROTOCOLS
 from audiobench.tasks import TaskCard, get_task
 
 
@@ -47,10 +45,13 @@ class Reporter:
 
 
 def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
-    from audiobench.protocols.splits import cross_validation, official_folds
+    from audiobench.protocols.splits import cross_validation, fixed_splits, official_folds
 
     if options.cv is not None:  # --cv 0 / --cv 1 reach cross_validation's error, not the official protocol
         return cross_validation(index, options.cv, options.seed)
+    if card.splits["type"] == "fixed":
+        return fixed_splits(index, card.split_names("train"), card.split_names("test"),
+                            card.split_names("valid") or None)
     return official_folds(index, card.folds, str(options.data_dir) if options.data_dir else None)
 
 
@@ -61,8 +62,9 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     from audiobench.device import resolve_device
     from audiobench.embeddings import cache_for, extract_embeddings
     from audiobench.models.loading import has_released_weights, load_model
-    from audiobench.predictions import Predictions, score_splits
-    from audiobench.results import check_writable, read_record, summarise, write_record
+    from audiobench.protocols.evaluate import evaluate_probe
+    from audiobench.report.rescore import score_record_metrics
+    from audiobench.results import check_writable, read_record, write_record
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
@@ -92,25 +94,10 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                      + (" (no embedding computed)" if stats.computed == 0 else ""))
 
     t0 = time.perf_counter()
-    labels = np.array([c.label for c in index.clips])
-    metric = METRICS.get(card.metric)
     probe = PROTOCOLS.get(card.protocol)(**{**card.protocol_options, **options.probe_options, "seed": options.seed})
-    tested: list[np.ndarray] = []
-    split_names: list[str] = []
-    scores: list[np.ndarray] = []
     with reporter.progress(f"{card.protocol} on {len(plan.splits)} splits", len(plan.splits)) as advance:
-        for split in plan.splits:
-            _, split_scores = probe.fit_predict(features[split.train], labels[split.train], features[split.test],
-                                                num_classes=len(index.classes))
-            tested.append(split.test)
-            split_names += [split.name] * len(split.test)
-            scores.append(split_scores)
-            advance(1)
-    rows = np.concatenate(tested) if tested else np.zeros(0, dtype=int)
-    predictions = Predictions(clip_id=[index.clips[i].clip_id for i in rows], split=split_names,
-                              target=labels[rows], scores=np.concatenate(scores) if scores else
-                              np.zeros((0, len(index.classes)), np.float32), classes=index.classes)
-    per_split = score_splits(predictions, metric)  # exactly what `audiobench rescore` recomputes
+        predictions = evaluate_probe(probe, features, index, plan, advance)
+    metrics = score_record_metrics(predictions, card.all_metrics, card.groups)  # what `rescore` recomputes
     timings["protocol_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
@@ -123,7 +110,8 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                   "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
                   "fingerprint": model.fingerprint()},
         "complexity": complexity,
-        "metrics": {card.metric: summarise(per_split)},
+        "metrics": metrics,
+        **({"groups": card.groups} if card.groups and predictions.group is not None else {}),
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None},
         "embeddings": {"total": stats.total, "computed": stats.computed, "reused": stats.reused,
                        "cache_key": cache.model_key,

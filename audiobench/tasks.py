@@ -18,7 +18,7 @@ from audiobench.errors import AudiobenchError, UnknownNameError
 from audiobench.resources import data_dir
 
 LABEL_TYPES = ("multiclass", "multilabel")
-SPLIT_TYPES = ("folds",)
+SPLIT_TYPES = ("folds", "fixed")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class TaskCard:
     protocol: str
     splits: dict[str, Any]
     clip_seconds: float | None = None
+    metrics: list[str] = field(default_factory=list)  # further metrics besides the primary ``metric``
+    groups: dict[str, list[str]] = field(default_factory=dict)  # named sets of clip groups scored apart
+    complexity_budget: dict[str, Any] = field(default_factory=dict)  # e.g. DCASE limits the record checks
     protocol_options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
     homepage: str | None = None
@@ -43,6 +46,16 @@ class TaskCard:
     def folds(self) -> list[int]:
         """The official fold numbers (``splits.folds``)."""
         return list(self.splits.get("folds", []))
+
+    def split_names(self, role: str) -> list[str]:
+        """Names of the ``train``/``valid``/``test`` splits of a fixed-split card (a name or a list)."""
+        value = self.splits.get(role) or []
+        return [value] if isinstance(value, str) else list(value)
+
+    @property
+    def all_metrics(self) -> list[str]:
+        """The primary metric first, then the others."""
+        return [self.metric, *[m for m in self.metrics if m != self.metric]]
 
 
 def parse_card(data: Any, path: Path) -> TaskCard:
@@ -63,6 +76,11 @@ def parse_card(data: Any, path: Path) -> TaskCard:
             raise AudiobenchError(f"Task card {path}: {key} must be a mapping, not {data[key]!r}.")
     if data["splits"].get("type") not in SPLIT_TYPES:
         raise AudiobenchError(f"Task card {path}: splits.type must be one of {SPLIT_TYPES}.")
+    if data["splits"]["type"] == "fixed" and not (data["splits"].get("train") and data["splits"].get("test")):
+        raise AudiobenchError(f"Task card {path}: fixed splits need splits.train and splits.test (split names).")
+    for key, kind in (("metrics", list), ("groups", dict), ("complexity_budget", dict)):
+        if key in data and not isinstance(data[key], kind):
+            raise AudiobenchError(f"Task card {path}: {key} must be a {kind.__name__}, not {data[key]!r}.")
     folds = data["splits"].get("folds", [])
     if not isinstance(folds, list) or not all(isinstance(f, int) and not isinstance(f, bool) for f in folds):
         raise AudiobenchError(f"Task card {path}: splits.folds must be a list of fold numbers, not {folds!r}.")

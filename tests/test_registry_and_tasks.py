@@ -186,7 +186,8 @@ def test_extra_card_directory(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.parametrize("mutate, expected", [
     (lambda text: text.replace("metric: accuracy\n", ""), "lacks the field(s) metric"),
-    (lambda text: text + "metrics: mAP\n", "unknown field(s) metrics"),
+    (lambda text: text + "metricz: mAP\n", "unknown field(s) metricz"),
+    (lambda text: text + "metrics: mAP\n", "metrics must be a list"),
     (lambda text: text.replace("multiclass", "regression"), "label_type"),
     (lambda text: text.replace("type: folds", "type: random"), "splits.type"),
 ])

@@ -8,18 +8,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from audiobench.errors import DatasetError
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One audio clip of a dataset."""
+    """One audio clip of a dataset.
+
+    ``label`` is a class index (single-label tasks) or a tuple of class indices (multi-label tasks: the
+    positive classes). ``mask``, for partially labelled tasks (OpenMIC), says per class whether the label is
+    known. A clip belongs to an official ``fold`` or to a named ``split`` (``train``/``valid``/``test``);
+    ``group`` (e.g. the recording device) is used for per-group scores.
+    """
 
     clip_id: str  # stable identity inside the dataset (e.g. the original file name)
     path: Path
-    label: int
+    label: int | tuple[int, ...]
     fold: int | None = None
     group: str | None = None  # e.g. recording device
+    split: str | None = None
+    mask: tuple[bool, ...] | None = None
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,9 +47,10 @@ class OfficialList:
     source: str
 
 
-def list_sha256(rows: Iterable[tuple[str, int, int | None]]) -> str:
-    """sha256 of the sorted (clip id, label, fold) rows: the identity of a clip list."""
-    canonical = sorted([clip_id, label, fold] for clip_id, label, fold in rows)
+def list_sha256(rows: Iterable[tuple[str, object, object]]) -> str:
+    """sha256 of the sorted (clip id, label, fold or split) rows: the identity of a clip list."""
+    canonical = sorted([clip_id, list(label) if isinstance(label, tuple) else label, fold]
+                       for clip_id, label, fold in rows)
     return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
 
 
@@ -93,6 +105,36 @@ class DatasetIndex:
     listed_sha256: str | None = None
 
     @property
+    def multilabel(self) -> bool:
+        """Whether clips carry sets of classes (multi-hot targets) instead of one class each."""
+        return any(isinstance(clip.label, tuple) for clip in self.clips)
+
+    def targets(self) -> np.ndarray:
+        """Class indices ``[N]`` (int64), or multi-hot ``[N, C]`` (int8) for multi-label datasets."""
+        if not self.multilabel:
+            return np.array([clip.label for clip in self.clips], dtype=np.int64)
+        hot = np.zeros((len(self.clips), len(self.classes)), dtype=np.int8)
+        for row, clip in enumerate(self.clips):
+            hot[row, list(clip.label)] = 1
+        return hot
+
+    def masks(self) -> np.ndarray | None:
+        """``[N, C]`` bool: which labels are known (None when every label is known)."""
+        if not any(clip.mask is not None for clip in self.clips):
+            return None
+        known = np.ones((len(self.clips), len(self.classes)), dtype=bool)
+        for row, clip in enumerate(self.clips):
+            if clip.mask is not None:
+                known[row] = clip.mask
+        return known
+
+    def groups(self) -> np.ndarray | None:
+        """``[N]`` group of every clip (e.g. recording device), or None when the dataset has no groups."""
+        if all(clip.group is None for clip in self.clips):
+            return None
+        return np.array([clip.group or "" for clip in self.clips], dtype=str)
+
+    @property
     def expected_total(self) -> int:
         """Clips of the complete official release (of the metadata when no official list is known)."""
         if self.official_list is not None:
@@ -138,7 +180,8 @@ class DatasetIndex:
         coverage = self.coverage()
         return {"dataset": self.name, "clips": len(self.clips), "expected_clips": self.expected_total,
                 "classes": len(self.classes),
-                "clip_list_sha256": list_sha256((c.clip_id, c.label, c.fold) for c in self.clips),
+                "clip_list_sha256": list_sha256((c.clip_id, c.label, c.fold if c.split is None else c.split)
+                                                for c in self.clips),
                 "official_data": coverage.official, "coverage": coverage.summary(),
                 "metadata_sha256": self.listed_sha256,
                 "official_list_sha256": self.official_list.sha256 if self.official_list else None,

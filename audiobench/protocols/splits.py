@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from audiobench.datasets.base import DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
@@ -13,11 +13,12 @@ from audiobench.errors import DatasetError, ProtocolError
 
 @dataclass(frozen=True)
 class Split:
-    """One train/test split (indices into the dataset's clip list)."""
+    """One train/test split (indices into the dataset's clip list); ``valid`` for model selection, if any."""
 
     name: str
     train: np.ndarray
     test: np.ndarray
+    valid: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -64,20 +65,50 @@ def official_folds(index: DatasetIndex, folds: list[int], data_dir: str | None =
     return SplitPlan(official=coverage.official, description=description, splits=splits)
 
 
+def fixed_splits(index: DatasetIndex, train: list[str], test: list[str], valid: list[str] | None = None,
+                 name: str = "test") -> SplitPlan:
+    """The official fixed lists: train on ``train`` (split names), select on ``valid``, test on ``test``.
+
+    Official only under the official-data rule; a partial dataset (AudioSet is never complete) runs and
+    is labelled NON-OFFICIAL with its coverage.
+    """
+    split_of = np.array([clip.split or "" for clip in index.clips])
+    parts = {role: np.flatnonzero(np.isin(split_of, names)) for role, names in
+             (("train", train), ("test", test), ("valid", valid or []))}
+    empty = [role for role in ("train", "test") if len(parts[role]) == 0]
+    if empty:
+        present = sorted(set(split_of.tolist()))
+        raise DatasetError(f"{index.name}: no clip present in the {' and '.join(empty)} split(s) "
+                           f"({', '.join(train + test)}); splits present: {present or 'none'}.",
+                           hint="Check --data-dir and the dataset's split lists.")
+    coverage = index.coverage()
+    roles = f"train {'+'.join(train)}" + (f", select on {'+'.join(valid)}" if valid else "") + f", test {'+'.join(test)}"
+    description = f"official fixed splits ({roles})" if coverage.official else (
+        f"NON-OFFICIAL: fixed splits ({roles}) over {coverage.summary()}")
+    split = Split(name=name, train=parts["train"], test=parts["test"], valid=parts["valid"] if valid else None)
+    return SplitPlan(official=coverage.official, description=description, splits=[split])
+
+
 def cross_validation(index: DatasetIndex, k: int, seed: int) -> SplitPlan:
-    """Stratified K-fold cross-validation over the clips present (shuffled with ``seed``)."""
-    labels = np.array([c.label for c in index.clips])
+    """Stratified K-fold cross-validation over the clips present (shuffled with ``seed``; plain K-fold for
+    multi-label datasets)."""
     if k < 2:
         raise ProtocolError(f"--cv needs at least 2 folds, got {k}.")
-    smallest = np.bincount(labels)[np.unique(labels)].min() if len(labels) else 0
-    if smallest < k:
-        raise ProtocolError(f"Stratified {k}-fold CV needs at least {k} clips per class; the smallest present "
-                            f"class has {smallest}.", hint="Use a smaller --cv K or add clips.")
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    splits = [Split(name=f"cv{i + 1}", train=train, test=test)
-              for i, (train, test) in enumerate(folds.split(np.zeros(len(labels)), labels))]
-    description = (f"NON-OFFICIAL: stratified {k}-fold cross-validation (seed {seed}) over the "
-                   f"{len(labels)} clips present of {index.expected_total}")
+    if index.multilabel:
+        folds = KFold(n_splits=k, shuffle=True, random_state=seed)
+        pieces = folds.split(np.zeros(len(index.clips)))
+        kind = f"{k}-fold"
+    else:
+        labels = index.targets()
+        smallest = np.bincount(labels)[np.unique(labels)].min() if len(labels) else 0
+        if smallest < k:
+            raise ProtocolError(f"Stratified {k}-fold CV needs at least {k} clips per class; the smallest present "
+                                f"class has {smallest}.", hint="Use a smaller --cv K or add clips.")
+        pieces = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+        kind = f"stratified {k}-fold"
+    splits = [Split(name=f"cv{i + 1}", train=train, test=test) for i, (train, test) in enumerate(pieces)]
+    description = (f"NON-OFFICIAL: {kind} cross-validation (seed {seed}) over the "
+                   f"{len(index.clips)} clips present of {index.expected_total}")
     if index.missing:
         description += f" ({len(index.missing)} listed clips missing, see dataset.missing)"
     return SplitPlan(official=False, description=description, splits=splits)

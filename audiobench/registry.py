@@ -182,9 +182,20 @@ def _register_builtins() -> None:
     MODELS.register_prefix("hear:", "audiobench.models.hear_module:resolve")  # any installed HEAR 2021 module
     DATASETS.register("esc50", "audiobench.datasets.esc50:load_esc50")
     DATASETS.register("synthetic", "audiobench.datasets.synthetic:load_synthetic")
+    DATASETS.register("tau22", "audiobench.datasets.tau22:load_tau22")
+    DATASETS.register("fsd50k", "audiobench.datasets.fsd50k:load_fsd50k")
+    DATASETS.register("openmic", "audiobench.datasets.openmic:load_openmic")
+    DATASETS.register("audioset", "audiobench.datasets.audioset:load_audioset")
+    DATASETS.register("hear", "audiobench.datasets.hear:load_hear")
     PROTOCOLS.register("linear-probe", "audiobench.protocols.probe:LinearProbe")
+    PROTOCOLS.register("mlp-probe", "audiobench.protocols.mlp:MLPProbe")
     METRICS.register("accuracy", "audiobench.metrics:accuracy")
+    METRICS.register("class-macro-accuracy", "audiobench.metrics:class_macro_accuracy")
     METRICS.register("mAP", "audiobench.metrics:mean_average_precision")
+    METRICS.register("aucroc", "audiobench.metrics_hear:macro_auc")
+    METRICS.register("d-prime", "audiobench.metrics_hear:d_prime_per_class")
+    METRICS.register("d-prime-of-mean-auc", "audiobench.metrics_hear:d_prime_of_mean_auc")
+    METRICS.register("mAP-hear", "audiobench.metrics_hear:mean_average_precision_zero_filled")
 
 
 _register_builtins()

@@ -37,13 +37,15 @@ class Clip:
 class OfficialList:
     """The clip list an official protocol is defined on, identified without copying it.
 
-    ``sha256`` is :func:`list_sha256` of the official (clip id, label, fold) rows; a metadata file whose
-    rows hash differently is not the official list, whatever its size.
+    ``sha256`` is :func:`list_sha256` of the official (clip id, label, fold or split) rows; a metadata file
+    whose rows hash differently is not the official list, whatever its size. Where no hash could be pinned
+    (the official metadata was not available to compute it), ``sha256`` is None and only the clip count is
+    checked; ``per_fold`` may then be empty.
     """
 
     total: int
     per_fold: dict[int, int]
-    sha256: str
+    sha256: str | None  # None: no hash of the official list could be pinned; then only the counts are checked
     source: str
 
 
@@ -165,7 +167,10 @@ class DatasetIndex:
         listed = sum(self.expected_per_fold.values()) if self.expected_per_fold else len(self.clips) + len(self.missing)
         if official is None:
             reasons.append(f"{self.name} defines no official clip list")
-        elif self.listed_sha256 != official.sha256:
+        elif official.sha256 is None and listed != official.total:
+            reasons.append(f"the metadata lists {listed} clips, the official list has {official.total} "
+                           f"({official.source})")
+        elif official.sha256 is not None and self.listed_sha256 != official.sha256:
             per_fold = ", ".join(f"fold {f}: {self.expected_per_fold.get(f, 0)}/{n}"
                                  for f, n in sorted(official.per_fold.items()))
             reasons.append(f"the metadata lists {listed} clips and is not the official list of {official.total} "

@@ -189,13 +189,15 @@ def run(
     output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the result record goes."),
     download: bool = typer.Option(False, "--download", help="Download the dataset into the cache if missing."),
     probe_c: Optional[str] = typer.Option(None, "--probe-c", help="Probe regularisation C, or 'auto' (inner CV)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol",
+                                           help="linear-probe | mlp-probe | pretrained-head (default: the task card's)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate a model on a task and write a result record."""
     from audiobench.runner import run as run_task
 
     options = _run_options(task, model, data_dir, checkpoint, cv, seed, device, batch_size, workers, output_dir,
-                           download, probe_c)
+                           download, probe_c, protocol)
     record, path = run_task(options, RichReporter())
     if as_json:
         return _print_json({**record, "record_path": str(path)})
@@ -204,12 +206,12 @@ def run(
 
 def _run_options(task: str, model: str, data_dir: Optional[Path], checkpoint: Optional[Path], cv: Optional[int],
                  seed: int, device: str, batch_size: int, workers: Optional[int], output_dir: Path, download: bool,
-                 probe_c: Optional[str], **unused: Any) -> Any:
+                 probe_c: Optional[str], protocol: Optional[str] = None, **unused: Any) -> Any:
     from audiobench.runner import RunOptions
 
     return RunOptions(task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
                       device=device, batch_size=batch_size, num_workers=workers, output_dir=output_dir,
-                      download=download, probe_options=_parse_c(probe_c))
+                      download=download, protocol=protocol, probe_options=_parse_c(probe_c))
 
 
 def parse_run_command(arguments: list[str]) -> Any:

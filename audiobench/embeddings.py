@@ -123,11 +123,29 @@ def clip_key(path: Path, seconds: float | None) -> str:
     return stable_hash({"audio": file_digest(path), "seconds": seconds})
 
 
-def cache_for(model: AudioModel, root: Path) -> EmbeddingCache:
+@dataclass(frozen=True)
+class ModelOutput:
+    """What is extracted per clip: the clip embedding, or the pretrained head's probabilities."""
+
+    name: str
+    from_waveforms: Callable[[AudioModel], Callable[[torch.Tensor], torch.Tensor]]
+    from_inputs: Callable[[AudioModel], Callable[[torch.Tensor], torch.Tensor]]
+    size: Callable[[AudioModel], int]
+
+
+OUTPUTS: dict[str, ModelOutput] = {
+    "embedding": ModelOutput("embedding", lambda m: m.embed, lambda m: m.embed_inputs, lambda m: m.embedding_dim),
+    "head": ModelOutput("head", lambda m: m.probabilities, lambda m: m.head_inputs, lambda m: m.card.num_classes or 0),
+}
+
+
+def cache_for(model: AudioModel, root: Path, output: str = "embedding") -> EmbeddingCache:
     """The embedding cache of ``model`` under ``root``: keyed by the model's fingerprint (weights, config,
-    front-end, code version) and the input pipeline; every entry must be a ``[embedding_dim]`` vector."""
-    return EmbeddingCache(root, {**model.fingerprint(), "input": input_pipeline(model.sample_rate)},
-                          shape=(model.embedding_dim,))
+    front-end, code version), the input pipeline and the output kind; every entry must be a vector of the
+    output's size."""
+    extra = {} if output == "embedding" else {"output": output}
+    return EmbeddingCache(root, {**model.fingerprint(), "input": input_pipeline(model.sample_rate), **extra},
+                          shape=(OUTPUTS[output].size(model),))
 
 
 def _warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
@@ -147,11 +165,13 @@ def extract_embeddings(
     batch_size: int = 32,
     num_workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    output: str = "embedding",
 ) -> tuple[np.ndarray, EmbeddingStats]:
     """Embeddings ``[len(clips), D]`` in clip order, plus reuse statistics.
 
     Every finished batch is written to ``cache`` at once, so an interrupted extraction resumes.
-    ``on_progress(n)`` is called with the number of clips done since the last call.
+    ``on_progress(n)`` is called with the number of clips done since the last call. ``output="head"``
+    extracts the pretrained head's probabilities ``[len(clips), num_classes]`` instead (see :data:`OUTPUTS`).
     """
     keys = [clip_key(c.path, seconds) for c in clips]
     result: list[np.ndarray | None] = [cache.get(k) if cache is not None else None for k in keys]
@@ -171,7 +191,8 @@ def extract_embeddings(
             num_workers=workers,
             collate_fn=StagedBatch(stage),
         )
-        embed = model.embed_inputs if stage is not None else model.embed
+        kind = OUTPUTS[output]
+        embed = kind.from_inputs(model) if stage is not None else kind.from_waveforms(model)
         with torch.inference_mode():
             for positions, inputs, failures in loader:
                 if failures:
@@ -192,4 +213,4 @@ def extract_embeddings(
                 if on_progress is not None:
                     on_progress(len(positions))
     stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo))
-    return np.stack(result) if result else np.zeros((0, model.embedding_dim), np.float32), stats
+    return np.stack(result) if result else np.zeros((0, OUTPUTS[output].size(model)), np.float32), stats

@@ -189,6 +189,7 @@ def _register_builtins() -> None:
     DATASETS.register("hear", "audiobench.datasets.hear:load_hear")
     PROTOCOLS.register("linear-probe", "audiobench.protocols.probe:LinearProbe")
     PROTOCOLS.register("mlp-probe", "audiobench.protocols.mlp:MLPProbe")
+    PROTOCOLS.register("pretrained-head", "audiobench.protocols.pretrained_head:PretrainedHead")
     METRICS.register("accuracy", "audiobench.metrics:accuracy")
     METRICS.register("class-macro-accuracy", "audiobench.metrics:class_macro_accuracy")
     METRICS.register("mAP", "audiobench.metrics:mean_average_precision")

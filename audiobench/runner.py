@@ -29,6 +29,7 @@ class RunOptions:
     num_workers: int | None = None
     output_dir: Path = Path("results")
     download: bool = False
+    protocol: str | None = None  # None: the task card's protocol
     probe_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +72,9 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     started = time.perf_counter()
     check_writable(options.output_dir)  # before any work, not after it
     card = get_task(options.task)
+    protocol_name = options.protocol or card.protocol
+    protocol = PROTOCOLS.get(protocol_name)
+    output = getattr(protocol, "output", "embedding")  # pretrained-head scores the head's outputs
     pretrained = has_released_weights(options.model)  # also fails early on an unknown model name
     index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **card.dataset_options)
     plan = _splits(card, index, options)
@@ -84,18 +88,21 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     complexity = cached_complexity(model)  # the model's standard input, counted once per model
     timings["complexity_s"] = time.perf_counter() - t0
 
+    settings = {**(card.protocol_options if protocol_name == card.protocol else {}), **options.probe_options,
+                "seed": options.seed}
+    build = getattr(protocol, "for_model", None)
+    probe = build(model, index, **settings) if build is not None else protocol(**settings)
     t0 = time.perf_counter()
-    cache = cache_for(model, cache_subdir("embeddings"))
+    cache = cache_for(model, cache_subdir("embeddings"), output)
     with reporter.progress(f"embeddings ({options.model})", len(index.clips)) as advance:
         features, stats = extract_embeddings(model, index.clips, card.clip_seconds, cache, options.batch_size,
-                                             options.num_workers, advance)
+                                             options.num_workers, advance, output=output)
     timings["embeddings_s"] = time.perf_counter() - t0
     reporter.message(f"embeddings: {stats.computed} computed, {stats.reused} reused from the cache"
                      + (" (no embedding computed)" if stats.computed == 0 else ""))
 
     t0 = time.perf_counter()
-    probe = PROTOCOLS.get(card.protocol)(**{**card.protocol_options, **options.probe_options, "seed": options.seed})
-    with reporter.progress(f"{card.protocol} on {len(plan.splits)} splits", len(plan.splits)) as advance:
+    with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance:
         predictions = evaluate_probe(probe, features, index, plan, advance)
     metrics = score_record_metrics(predictions, card.all_metrics, card.groups)  # what `rescore` recomputes
     timings["protocol_s"] = time.perf_counter() - t0

@@ -138,6 +138,10 @@ class AudioModel(nn.Module):
         """Clip embeddings from the output of :meth:`input_stage`."""
         return self.embed(inputs)
 
+    def head_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Pretrained-head probabilities ``[B, num_classes]`` from the output of :meth:`input_stage`."""
+        return self.probabilities(inputs)
+
     def network_input(self, waveforms: torch.Tensor) -> torch.Tensor | None:
         """What the front-end hands to ``network`` (used to count the network's complexity alone).
 

@@ -69,6 +69,9 @@ class MelNetworkModel(AudioModel):
     def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         return self._forward_inputs(inputs)[1].mean(dim=1)
 
+    def head_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.activate(self._forward_inputs(inputs)[0]).mean(dim=1)
+
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
         waveforms = as_waveforms(waveforms, self.device)
         return self.embed_inputs(self.stage(waveforms))

@@ -18,11 +18,21 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def summarise(per_split: dict[str, float]) -> dict[str, Any]:
-    """Mean, population standard deviation (ddof=0) and per-split values of a metric."""
+    """Mean, population standard deviation (ddof=0) and per-split values of a metric.
+
+    An undefined or infinite value (e.g. mAP of a split without positives, d' of an AUC of 1) is recorded as
+    ``null`` (JSON has no NaN or infinity), and so is the mean and std over splits that include one.
+    """
     values = np.array(list(per_split.values()), dtype=float)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=0)), "std_ddof": 0,
-            "per_split": {name: float(v) for name, v in per_split.items()}}
+    with np.errstate(invalid="ignore"):  # inf - inf in the std of an infinite value: recorded as null
+        mean, std = values.mean(), values.std(ddof=0)
+    return {"mean": _finite_or_none(mean), "std": _finite_or_none(std), "std_ddof": 0,
+            "per_split": {name: _finite_or_none(v) for name, v in per_split.items()}}
 
 
 def record_file_name(record: dict[str, Any], suffix: int = 0) -> str:

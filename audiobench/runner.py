@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 
 from audiobench.cachedir import cache_subdir
 from audiobench.datasets.base import DatasetIndex
+from audiobench.errors import ProtocolError
 from audiobench.registry import DATASETS, PROTOCOLS
 from audiobench.tasks import TaskCard, get_task
 
@@ -56,6 +57,20 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
     return official_folds(index, card.folds, str(options.data_dir) if options.data_dir else None)
 
 
+def _derived(card: TaskCard, complexity: dict[str, Any], metrics: dict[str, Any], grouped: bool) -> dict[str, Any]:
+    """Record fields the card asks for: group sets and the spread over groups, the complexity-budget verdict."""
+    from audiobench.report.derived import budget_verdict, device_spread
+
+    extra: dict[str, Any] = {}
+    if card.groups and grouped:
+        members = tuple(dict.fromkeys(value for values in card.groups.values() for value in values))
+        extra["groups"] = card.groups
+        extra["group_spread"] = device_spread(metrics, card.metric, devices=members)
+    if card.complexity_budget:
+        extra["complexity_budget"] = budget_verdict(complexity, card.complexity_budget)
+    return extra
+
+
 def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
     """Run one model on one task; returns the result record and the path it was written to."""
     from audiobench import provenance
@@ -91,7 +106,11 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     settings = {**(card.protocol_options if protocol_name == card.protocol else {}), **options.probe_options,
                 "seed": options.seed}
     build = getattr(protocol, "for_model", None)
-    probe = build(model, index, **settings) if build is not None else protocol(**settings)
+    try:
+        probe = build(model, index, **settings) if build is not None else protocol(**settings)
+    except TypeError as error:  # an option the protocol does not take (e.g. --probe-c for mlp-probe)
+        raise ProtocolError(f"Protocol {protocol_name!r} does not take the options {sorted(settings)} ({error}).",
+                            hint="--probe-c applies to linear-probe; check the card's protocol_options.") from None
     t0 = time.perf_counter()
     cache = cache_for(model, cache_subdir("embeddings"), output)
     with reporter.progress(f"embeddings ({options.model})", len(index.clips)) as advance:
@@ -118,7 +137,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                   "fingerprint": model.fingerprint()},
         "complexity": complexity,
         "metrics": metrics,
-        **({"groups": card.groups} if card.groups and predictions.group is not None else {}),
+        **_derived(card, complexity, metrics, predictions.group is not None),
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None},
         "embeddings": {"total": stats.total, "computed": stats.computed, "reused": stats.reused,
                        "cache_key": cache.model_key,

@@ -126,7 +126,11 @@ def load_task_cards() -> dict[str, TaskCard]:
 
 
 def get_task(name: str) -> TaskCard:
-    """The card of task ``name``."""
+    """The card of task ``name``; ``hear:<task directory>`` builds one from a HEAR-format task."""
+    if name.startswith("hear:"):
+        from audiobench.datasets.hear import hear_task_card
+
+        return hear_task_card(Path(name[len("hear:"):]).expanduser())
     cards = load_task_cards()
     if name not in cards:
         raise UnknownNameError(f"Unknown task {name!r}.",

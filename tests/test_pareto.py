@@ -119,12 +119,12 @@ def test_no_points_is_a_clear_error(material: tuple[Path, Path]) -> None:
     with pytest.raises(AudiobenchError, match="no measured latency"):  # records have latency null
         gather_points("esc50", "latency", results, published, measure=fake_measure)
     with pytest.raises(AudiobenchError, match="no task card"):
-        gather_points("audioset", "macs", results, published, measure=fake_measure)
+        gather_points("cardless", "macs", results, published, measure=fake_measure)
     data = yaml.safe_load(published.read_text())
-    data["records"][0]["task"] = "audioset"
+    data["records"][0]["task"] = "cardless"
     published.write_text(yaml.safe_dump(data))
     with pytest.raises(AudiobenchError, match="must be named") as caught:  # no card: --metric is needed
-        gather_points("audioset", "macs", results, published, measure=fake_measure)
+        gather_points("cardless", "macs", results, published, measure=fake_measure)
     assert "--metric" in caught.value.hint
 
 

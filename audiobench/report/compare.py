@@ -258,7 +258,11 @@ def compare_predictions(a: Predictions, b: Predictions, metric: str, resamples: 
         raise AudiobenchError(f"--resamples must be at least 1, got {resamples}.", hint="Use e.g. 10000.")
     function = METRICS.get(metric)
     per_a, per_b = score_splits(a, function), score_splits(b, function)
-    observed = summarise(per_b)["mean"] - summarise(per_a)["mean"]
+    mean_a, mean_b = summarise(per_a)["mean"], summarise(per_b)["mean"]
+    if mean_a is None or mean_b is None:
+        raise AudiobenchError(f"{metric} is undefined on these clips (e.g. a split without positives), so the "
+                              "records cannot be compared on it.", hint="Compare on another metric.")
+    observed = mean_b - mean_a
     differences = bootstrap_differences(a, b, metric, resamples, seed)
     test = paired_test(metric, a, b, differences, observed)
     return {

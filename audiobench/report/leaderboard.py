@@ -162,7 +162,8 @@ def record_row(entry: RecordFile, published: PublishedNumbers) -> dict[str, Any]
         "published_source": best.get("source") if best else None,
         "published_protocol": best.get("protocol") if best else None,
         "published_others": [(r["id"], as_fraction(r)) for r in matches[1:]],
-        "difference": score["mean"] - published_value if published_value is not None else None,
+        "difference": (score["mean"] - published_value
+                       if published_value is not None and score["mean"] is not None else None),
         "record_file": entry.path.name,
         "commit": git.get("commit"),
         "dirty": git.get("dirty"),

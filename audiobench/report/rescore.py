@@ -26,6 +26,13 @@ def score_record_metrics(predictions: Predictions, metrics: list[str],
     return result
 
 
+def _same(recorded: Any, recomputed: Any) -> bool:
+    """Identical values; an undefined metric (recorded as null: NaN or infinite) equals itself here."""
+    if recorded is None or recomputed is None:
+        return recorded is None and recomputed is None
+    return recorded == recomputed
+
+
 def rescore(path: Path) -> dict[str, Any]:
     """For each metric of the record: the recorded and recomputed values and whether they are identical."""
     record_file = load_record(path)
@@ -37,10 +44,10 @@ def rescore(path: Path) -> dict[str, Any]:
         again = recomputed.get(name, {"per_split": {}})
         for key in ("mean", "std"):
             rows.append({"metric": name, "split": key, "recorded": block[key], "recomputed": again.get(key),
-                         "equal": block[key] == again.get(key)})
+                         "equal": _same(block[key], again.get(key))})
         for split, value in block["per_split"].items():
             value_again = again["per_split"].get(split)
             rows.append({"metric": name, "split": split, "recorded": value, "recomputed": value_again,
-                         "equal": value == value_again})
+                         "equal": _same(value, value_again)})
     return {"record": str(record_file.path), "predictions": record_file.record["predictions"]["file"],
             "clips": int(len(predictions.clip_id)), "rows": rows, "identical": all(r["equal"] for r in rows)}

@@ -359,3 +359,13 @@ def test_real_recordings_with_mn04(tmp_path, monkeypatch) -> None:
     with torch.inference_mode():
         head = model.clip_probabilities(torch.from_numpy(load_audio(clip.path, 32000))).float().numpy()
     assert index.classes[int(head.argmax())] == "Train" and abs(float(head.max()) - 0.727) < 0.01  # shared README
+
+
+def test_a_clip_that_does_not_decode_counts_as_missing(tmp_path) -> None:
+    from audiobench.datasets.audioset import decodes
+
+    good = tmp_path / "good.wav"
+    sf.write(good, np.zeros(1600, dtype=np.float32), 16000)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEnot really audio")
+    assert decodes(good) and not decodes(broken)

@@ -11,7 +11,8 @@ Splits: ``train`` = the balanced train list (``train="balanced"``) or balanced +
   ``Y<ytid>.wav`` (PANNs download script), ``Y<ytid>.mp3`` (PaSST mp3 conversion), ``Y<ytid>_<start>_<end>.wav``
   (DCASE 2017 task 4 / DESED, e.g. ``YKK227gPpRn4_30.000_40.000.wav``), ``<ytid>_<start>_<end>.wav``,
   ``<ytid>_<start>.wav`` and ``<ytid>.flac`` (Hugging Face agkphysics/AudioSet). A name with a start time
-  must match the row's start. Any of .wav/.flac/.mp3/.ogg/.aiff; an empty file counts as missing.
+  must match the row's start. Any of .wav/.flac/.mp3/.ogg/.aiff; a file that is empty or does not decode
+  counts as missing (a clip is present only if it decodes).
 * ``hdf5``: the PaSST/EfficientAT files ``{balanced_train,unbalanced_train,eval}_segments_mp3.hdf``
   (EAT's README spells them ``segmenets``; both are accepted), in the folder or its ``mp3/``.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from audiobench.cachedir import cache_subdir
 from audiobench.datasets.audioset_csv import ClassList, Segment, read_class_list, read_segments
@@ -141,6 +143,15 @@ def _scan(folder: Path, recursive: bool) -> dict[str, list[tuple[float | None, P
     return found
 
 
+def decodes(path: Path) -> bool:
+    """Whether the decoder reads the file's header and finds samples (YouTube downloads are often broken);
+    a clip that does not decode counts as missing, not as present."""
+    try:
+        return sf.info(str(path)).frames > 0
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        return False
+
+
 def _audio_folders(root: Path, name: str) -> list[Path]:
     return [root / top / sub for top in ("audio", "audios") for sub in (name, HF_FOLDERS[name])] + [root / name]
 
@@ -171,7 +182,7 @@ def _load_raw(root: Path, classes: ClassList, train_lists: tuple[str, ...]) -> A
             scanned[name] = [_scan(folder, recursive=True) for folder in _audio_folders(root, name)
                              if folder.is_dir()] + flat
         path = _match(scanned[name], segment)
-        if path is not None:
+        if path is not None and decodes(path):
             clips.append(Clip(clip_id=segment.ytid, path=path, label=segment.labels, split=split,
                               duration=segment.end - segment.start))
         elif split == "test":
@@ -215,7 +226,7 @@ def _load_hdf5(root: Path, classes: ClassList, train_lists: tuple[str, ...]) -> 
         listed += [(ytid, labels, audio, where, split) for ytid, labels, audio, where in _hdf5_rows(path, classes)]
     check_unique(((ytid, where, None, ytid) for ytid, _, _, where, _ in listed), root)
     clips = [Clip(clip_id=ytid, path=audio, label=labels, split=split, duration=CLIP_SECONDS)
-             for ytid, labels, audio, _, split in listed if audio is not None]
+             for ytid, labels, audio, _, split in listed if audio is not None and decodes(audio)]
     present = {clip.clip_id for clip in clips if clip.split == "test"}
     eval_csv = find_segment_list(root, EVAL_LIST)
     eval_ids = [s.ytid for s in read_segments(eval_csv, classes)] if eval_csv is not None else None

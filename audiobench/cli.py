@@ -191,13 +191,15 @@ def run(
     probe_c: Optional[str] = typer.Option(None, "--probe-c", help="Probe regularisation C, or 'auto' (inner CV)."),
     protocol: Optional[str] = typer.Option(None, "--protocol",
                                            help="linear-probe | mlp-probe | pretrained-head (default: the task card's)."),
+    dataset_option: list[str] = typer.Option(None, "--dataset-option",
+                                             help="KEY=VALUE for the dataset loader, e.g. split=25 (repeatable)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate a model on a task and write a result record."""
     from audiobench.runner import run as run_task
 
     options = _run_options(task, model, data_dir, checkpoint, cv, seed, device, batch_size, workers, output_dir,
-                           download, probe_c, protocol)
+                           download, probe_c, protocol, dataset_option)
     record, path = run_task(options, RichReporter())
     if as_json:
         return _print_json({**record, "record_path": str(path)})
@@ -206,12 +208,27 @@ def run(
 
 def _run_options(task: str, model: str, data_dir: Optional[Path], checkpoint: Optional[Path], cv: Optional[int],
                  seed: int, device: str, batch_size: int, workers: Optional[int], output_dir: Path, download: bool,
-                 probe_c: Optional[str], protocol: Optional[str] = None, **unused: Any) -> Any:
+                 probe_c: Optional[str], protocol: Optional[str] = None, dataset_option: Optional[list[str]] = None,
+                 **unused: Any) -> Any:
     from audiobench.runner import RunOptions
 
     return RunOptions(task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
                       device=device, batch_size=batch_size, num_workers=workers, output_dir=output_dir,
-                      download=download, protocol=protocol, probe_options=_parse_c(probe_c))
+                      download=download, protocol=protocol, probe_options=_parse_c(probe_c),
+                      dataset_options=_parse_options(dataset_option or []))
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict; values are read as YAML scalars (``25`` -> 25, ``true`` -> True)."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AudiobenchError(f"--dataset-option needs KEY=VALUE, got {item!r}.", hint="E.g. --dataset-option split=25")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
 
 
 def parse_run_command(arguments: list[str]) -> Any:

@@ -187,6 +187,8 @@ def _register_builtins() -> None:
     DATASETS.register("openmic", "audiobench.datasets.openmic:load_openmic")
     DATASETS.register("audioset", "audiobench.datasets.audioset:load_audioset")
     DATASETS.register("hear", "audiobench.datasets.hear:load_hear")
+    DATASETS.register("audiofolder", "audiobench.datasets.generic:load_audiofolder")
+    DATASETS.register("csv", "audiobench.datasets.generic:load_csv")
     PROTOCOLS.register("linear-probe", "audiobench.protocols.probe:LinearProbe")
     PROTOCOLS.register("mlp-probe", "audiobench.protocols.mlp:MLPProbe")
     PROTOCOLS.register("pretrained-head", "audiobench.protocols.pretrained_head:PretrainedHead")

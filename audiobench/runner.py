@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 from audiobench.cachedir import cache_subdir
 from audiobench.datasets.base import DatasetIndex
-from audiobench.errors import ProtocolError
+from audiobench.errors import DatasetError, ProtocolError
 from audiobench.registry import DATASETS, PROTOCOLS
 from audiobench.tasks import TaskCard, get_task
 
@@ -31,6 +31,7 @@ class RunOptions:
     output_dir: Path = Path("results")
     download: bool = False
     protocol: str | None = None  # None: the task card's protocol
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # override the card's (e.g. TAU22 split=25)
     probe_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,7 +92,12 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     protocol = PROTOCOLS.get(protocol_name)
     output = getattr(protocol, "output", "embedding")  # pretrained-head scores the head's outputs
     pretrained = has_released_weights(options.model)  # also fails early on an unknown model name
-    index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **card.dataset_options)
+    dataset_options = {**card.dataset_options, **options.dataset_options}
+    try:
+        index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **dataset_options)
+    except TypeError as error:  # an option the loader does not take
+        raise DatasetError(f"Dataset {card.dataset!r} does not take the options {sorted(dataset_options)} ({error}).",
+                           hint="Check --dataset-option names against the dataset's loader.") from None
     plan = _splits(card, index, options)
     reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
 
@@ -138,7 +144,8 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
         "complexity": complexity,
         "metrics": metrics,
         **_derived(card, complexity, metrics, predictions.group is not None),
-        "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None},
+        "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,
+                    **({"options": dataset_options} if dataset_options else {})},
         "embeddings": {"total": stats.total, "computed": stats.computed, "reused": stats.reused,
                        "cache_key": cache.model_key,
                        **({"batch_size": options.batch_size} if stats.computed else {})},

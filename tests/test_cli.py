@@ -286,3 +286,14 @@ def test_records_written_in_the_same_second_are_both_kept(tmp_path) -> None:
     assert first != second
     assert json.loads(first.read_text())["provenance"]["seed"] == 0
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_dataset_options_reach_the_loader_and_the_record(use_synthetic_cache, tmp_path) -> None:
+    result = invoke("run", "--task", "synthetic", "--model", "logmel-stats", "--dataset-option", "seed=1",
+                    "-o", tmp_path, "--json", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dataset"]["options"] == {"seed": 1}
+    wrong = invoke("run", "--task", "synthetic", "--model", "logmel-stats", "--dataset-option", "nope=1", "-o", tmp_path)
+    assert wrong.exit_code == 2 and "does not take the options ['nope']" in _flat(wrong.stderr)
+    malformed = invoke("run", "--task", "synthetic", "--model", "logmel-stats", "--dataset-option", "seed", "-o", tmp_path)
+    assert malformed.exit_code == 2 and "KEY=VALUE" in _flat(malformed.stderr)

@@ -144,8 +144,15 @@ def list_command(kind: ListKind = typer.Argument(..., help="What to list."), as_
         table.add_column(column)
     for card in cards.values():
         table.add_row(card.name, card.dataset, card.label_type, card.metric, card.protocol,
-                      f"{card.splits['type']} {card.folds}", card.description)
+                      _splits_text(card), card.description)
     out.print(table)
+
+
+def _splits_text(card: Any) -> str:
+    if card.splits["type"] == "folds":
+        return f"folds {card.folds}"
+    roles = [f"{role} {'+'.join(card.split_names(role))}" for role in ("train", "valid", "test") if card.split_names(role)]
+    return "fixed: " + ", ".join(roles)
 
 
 class RichReporter:

@@ -49,6 +49,9 @@ def official_folds(index: DatasetIndex, folds: list[int], data_dir: str | None =
     The plan is official only under the official-data rule (:meth:`DatasetIndex.coverage`): a metadata
     file that is not the official list (e.g. 400 of the 2000 rows) gives a NON-OFFICIAL plan that says so.
     """
+    if not folds:
+        raise ProtocolError(f"{index.name}: the task card lists no folds (the data has no official split).",
+                            hint="Pass --cv K for a (non-official) stratified K-fold cross-validation.")
     if index.missing or set(index.complete_folds()) != set(folds):
         raise DatasetError(
             describe_missing(index, data_dir) + ".",

@@ -98,6 +98,10 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     except TypeError as error:  # an option the loader does not take
         raise DatasetError(f"Dataset {card.dataset!r} does not take the options {sorted(dataset_options)} ({error}).",
                            hint="Check --dataset-option names against the dataset's loader.") from None
+    if card.label_type != ("multilabel" if index.multilabel else "multiclass"):
+        raise DatasetError(f"Task {card.name!r} is {card.label_type} but the dataset gives "
+                           f"{'sets of classes' if index.multilabel else 'one class per clip'}.",
+                           hint="Fix the card's label_type or the dataset options (e.g. label_separator).")
     plan = _splits(card, index, options)
     reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
 

@@ -212,3 +212,41 @@ def _cell(value: object) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@app.command("score-sed")
+@reports_errors
+def score_sed(
+    ground_truth: Path = typer.Option(..., "--ground-truth", help="Strong labels: filename onset offset event_label."),
+    durations: Path = typer.Option(..., "--durations", help="Clip durations: filename duration."),
+    detections: Path | None = typer.Option(None, "--detections", help="Folder of predictions_th_<threshold>.tsv "
+                                           "(psds_eval + sed_eval)."),
+    scores: Path | None = typer.Option(None, "--scores", help="Folder of per-clip score tables <clip>.tsv "
+                                       "(sed_scores_eval)."),
+    f1_detections: Path | None = typer.Option(None, "--f1-detections", help="Detections at threshold 0.5 for the "
+                                              "F1 figures (default: predictions_th_0.50.tsv in --detections)."),
+    jobs: int = typer.Option(0, "--jobs", min=0, help="Worker processes (0: the CPUs, at most 8)."),
+    float_parsing: str = typer.Option("exact", "--float-parsing", help="exact (round-trip) or legacy (pandas < 1.3 "
+                                      "parser, as the DESED reference outputs were made)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """DCASE task 4 sound event detection scores: PSDS1, PSDS2 and intersection/collar/segment F1."""
+    from audiobench.metrics_sed import score_sed as run_score_sed
+
+    result = run_score_sed(ground_truth, durations, detections=detections, scores=scores,
+                           f1_detections=f1_detections, jobs=jobs or None, float_parsing=float_parsing)  # type: ignore[arg-type]
+    if as_json:
+        return _print_json(result)
+    source = (f"{result['operating_points']} operating points" if result["mode"] == "detections"
+              else "per-clip score tables")
+    table = Table(title=f"score-sed: {result['clips']} clips, {len(result['classes'])} classes, {source}")
+    for column in ("metric", "value", "implementation", "parameters"):
+        table.add_column(column, justify="right" if column == "value" else "left", overflow="fold")
+    for row in result["metrics"]:
+        parameters = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
+        table.add_row(row["name"], f"{row['value']:.4f}", f"{row['implementation']} {row['version']}", parameters)
+    for row in result["missing"]:
+        table.add_row(row["name"], "-", "", row["reason"], style="dim")
+    out.print(table)
+    out.print(f"float parsing {result['float_parsing']}; {result['jobs']} job(s); "
+              f"{result['timings_s']['total_s']:.1f} s", highlight=False)

@@ -36,12 +36,12 @@ def score_sed(ground_truth: Path, durations: Path, *, detections: Path | None = 
     started = time.perf_counter()
     lengths = read_durations(durations, float_parsing)
     truth = read_ground_truth(ground_truth, lengths, float_parsing)
-    classes = sorted(truth["event_label"].unique())
+    classes = sorted(truth.events["event_label"].unique())
     result: dict[str, Any] = {
         "mode": "detections" if detections is not None else "scores",
         "ground_truth": str(ground_truth), "durations": str(durations),
         "input": str(detections if detections is not None else scores),
-        "clips": len(lengths), "ground_truth_clips": len(truth.attrs["clips"]), "events": len(truth),
+        "clips": len(lengths), "ground_truth_clips": len(truth.clips), "events": len(truth.events),
         "classes": classes, "float_parsing": float_parsing, "jobs": jobs,
     }
     timings: dict[str, float] = {}
@@ -62,14 +62,14 @@ def _from_detections(result: dict[str, Any], truth: Any, lengths: Any, directory
     from audiobench.metrics_sed.inputs import read_operating_points
 
     started = time.perf_counter()
-    labels, clips = set(truth["event_label"]), set(lengths["filename"])
+    labels, clips = set(truth.events["event_label"]), set(lengths["filename"])
     points = read_operating_points(directory, labels, clips, float_parsing)
     if f1_path is None and F1_THRESHOLD in points:
-        f1_path = Path(points[F1_THRESHOLD].attrs["path"])
+        f1_path = points[F1_THRESHOLD].path
     f1_table = None
     if f1_path is not None:
         f1_table = read_events(f1_path, labels=labels, clips=clips, float_parsing=float_parsing)
-        check_no_overlaps(f1_table, f1_path)
+        check_no_overlaps(f1_table.events, f1_path)
     timings["read_s"] = time.perf_counter() - started
     started = time.perf_counter()
     scored = score_detections(truth, lengths, points, f1_table, jobs)
@@ -118,7 +118,7 @@ def _from_scores(result: dict[str, Any], truth: Any, lengths: Any, directory: Pa
     timings["read_s"] = time.perf_counter() - started
     started = time.perf_counter()
     try:
-        scored = score_tables(tables, truth, lengths, jobs)
+        scored = score_tables(tables, truth.events, lengths, jobs)
     except (ValueError, AssertionError) as error:
         raise AudiobenchError(f"{directory}: sed_scores_eval rejected the score tables ({error}).",
                               hint="Check that every table is onset, offset, one column per class.") from error

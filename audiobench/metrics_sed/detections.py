@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from audiobench.sed_io import EventTable
 from audiobench.metrics_sed.params import (COLLAR_F1, INTERSECTION_F1, PSDS_EVAL_CTTC_SCENARIO1, PSDS_SCENARIOS,
                                            SEGMENT_F1)
 
@@ -94,21 +95,23 @@ class _InProcess(Executor):
         return future
 
 
-def score_detections(truth: pd.DataFrame, durations: pd.DataFrame, operating_points: dict[float, pd.DataFrame],
-                     f1_detections: pd.DataFrame | None, jobs: int) -> dict[str, Any]:
+def score_detections(truth: EventTable, durations: pd.DataFrame, operating_points: dict[float, EventTable],
+                     f1_detections: EventTable | None, jobs: int) -> dict[str, Any]:
     """PSDS1/PSDS2 (psds_eval) over all operating points, and the F1 figures of ``f1_detections``.
 
     Returns ``{"psds": {name: (value, operating points used)}, "intersection_f1": (macro, per class),
     "sed_eval": {...}}``; the last two are None without ``f1_detections``.
     """
-    points = sorted(operating_points.items())
+    points = [(threshold, table.events[COLUMNS]) for threshold, table in sorted(operating_points.items())]
     parts = max(1, min(jobs, len(points)))
-    with _pool(jobs, truth, durations) as pool:
+    events = truth.events[COLUMNS]
+    with _pool(jobs, events, durations) as pool:
         futures = {name: [pool.submit(_operating_point_rows, _psds_eval_thresholds(scenario), chunk)
                           for chunk in _chunks(points, parts)] for name, scenario in PSDS_SCENARIOS.items()}
-        f1_future = pool.submit(_intersection_f1_worker, f1_detections) if f1_detections is not None else None
-        collar_segment = sed_eval_f1(truth, f1_detections) if f1_detections is not None else None
-        psds = {name: _psds(name, [f.result() for f in parts_], truth, durations) for name, parts_ in futures.items()}
+        f1_future = (pool.submit(_intersection_f1_worker, f1_detections.events[COLUMNS])
+                     if f1_detections is not None else None)
+        collar_segment = sed_eval_f1(truth, f1_detections.events) if f1_detections is not None else None
+        psds = {name: _psds(name, [f.result() for f in parts_], events, durations) for name, parts_ in futures.items()}
         inter = f1_future.result() if f1_future is not None else None
     return {"psds": psds, "intersection_f1": inter, "sed_eval": collar_segment}
 
@@ -124,12 +127,13 @@ def _psds(name: str, tables: list[pd.DataFrame], truth: pd.DataFrame, durations:
     evaluator.operating_points = rows[~repeated].reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # pandas fillna(method=...) inside psds_eval
+        warnings.simplefilter("ignore", DeprecationWarning)  # numpy int(array) inside psds_eval._auc
         result = evaluator.psds(alpha_ct=scenario["alpha_ct"], alpha_st=scenario["alpha_st"],
                                 max_efpr=scenario["max_efpr"])
     return float(result.value), int((~repeated).sum())
 
 
-def sed_eval_f1(truth: pd.DataFrame, detections: pd.DataFrame) -> dict[str, Any]:
+def sed_eval_f1(truth: EventTable, detections: pd.DataFrame) -> dict[str, Any]:
     """Collar-based (event) and segment-based F1 with sed_eval, as the DESED baseline computes them.
 
     Evaluated clips: those the ground-truth file lists (with or without events); classes: the ground
@@ -140,15 +144,16 @@ def sed_eval_f1(truth: pd.DataFrame, detections: pd.DataFrame) -> dict[str, Any]
         warnings.simplefilter("ignore")  # dcase_util imports pkg_resources
         import sed_eval
 
-    classes = sorted(truth["event_label"].unique())
+    classes = sorted(truth.events["event_label"].unique())
     event = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=classes, t_collar=COLLAR_F1["onset_collar_s"],
         percentage_of_length=COLLAR_F1["offset_collar_rate"], empty_system_output_handling="zero_score")
     segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=classes,
                                                        time_resolution=SEGMENT_F1["segment_length_s"])
-    reference = {clip: group[COLUMNS].to_dict("records") for clip, group in truth.groupby("filename", sort=False)}
+    reference = {clip: group[COLUMNS].to_dict("records")
+                 for clip, group in truth.events.groupby("filename", sort=False)}
     estimated = {clip: group[COLUMNS].to_dict("records") for clip, group in detections.groupby("filename", sort=False)}
-    for clip in sorted(truth.attrs.get("clips", set(reference))):
+    for clip in sorted(truth.clips):
         ref = reference.get(clip) or [{"filename": clip}]
         est = estimated.get(clip, [])
         event.evaluate(reference_event_list=ref, estimated_event_list=est)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from audiobench.errors import AudiobenchError
-from audiobench.sed_io import FloatParsing, check_no_overlaps, read_events, read_table
+from audiobench.sed_io import EventTable, FloatParsing, check_no_overlaps, read_events, read_table
 
 THRESHOLD_NAME = re.compile(r"_th_?(\d+(?:\.\d+)?)\.(tsv|csv)$")
 
@@ -21,7 +21,7 @@ def threshold_of(path: Path) -> float | None:
 
 
 def read_operating_points(directory: Path, labels: set[str], clips: set[str],
-                          float_parsing: FloatParsing = "exact") -> dict[float, pd.DataFrame]:
+                          float_parsing: FloatParsing = "exact") -> dict[float, EventTable]:
     """Every ``*_th_<threshold>.tsv`` of ``directory``, by threshold (ascending).
 
     A file with a header and no rows is a valid operating point (a threshold above every score
@@ -46,7 +46,7 @@ def read_operating_points(directory: Path, labels: set[str], clips: set[str],
     tables = {}
     for threshold in sorted(found):
         events = read_events(found[threshold], labels=labels, clips=clips, float_parsing=float_parsing)
-        check_no_overlaps(events, found[threshold])
+        check_no_overlaps(events.events, found[threshold])
         tables[threshold] = events
     return tables
 

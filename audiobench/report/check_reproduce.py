@@ -5,7 +5,8 @@
   its per-split numbers again within the spec's tolerance. Records whose data or checkpoint is not
   on this machine are skipped and say what is missing.
 * Reference predictions measured on real files (the spec's ``predictions`` list, each with its source)
-  are recomputed with ``predict``.
+  are recomputed with ``predict``; reference SED detections (the spec's ``sed`` list) are re-scored with
+  ``score-sed``.
 """
 
 from __future__ import annotations
@@ -100,12 +101,33 @@ def reproduce_prediction(case: dict[str, Any]) -> list[CheckRow]:
                      else FAIL, case["source"]) for label, value in expected.items()]
 
 
+def reproduce_sed(case: dict[str, Any]) -> list[CheckRow]:
+    """Re-score reference SED detections (``score-sed``) and compare with the published figures."""
+    from audiobench.metrics_sed import score_sed
+
+    subject = case["id"]
+    inputs = {key: Path(case[key]) for key in ("ground_truth", "durations", "detections", "f1_detections")
+              if case.get(key)}
+    missing = [str(path) for path in inputs.values() if not path.exists()]
+    if missing:
+        return [CheckRow(SECTION, subject, "score-sed", None, None, "-", SKIP, f"not on this machine: {', '.join(missing)}")]
+    result = score_sed(inputs["ground_truth"], inputs["durations"], detections=inputs.get("detections"),
+                       f1_detections=inputs.get("f1_detections"), float_parsing=case.get("float_parsing", "exact"))
+    values = {row["name"]: row["value"] for row in result["metrics"]}
+    tolerance = float(case["tolerance"])
+    return [CheckRow(SECTION, subject, name, None if name not in values else round(values[name], 6), expected,
+                     f"±{tolerance}", PASS if name in values and within(values[name], expected, absolute=tolerance)
+                     else FAIL, case["source"]) for name, expected in case["expected"].items()]
+
+
 def check_reproductions(records: list[RecordFile], spec: dict[str, Any]) -> list[CheckRow]:
-    """Re-run the records and the reference prediction cases of the spec."""
+    """Re-run the records and the reference prediction and SED-scoring cases of the spec."""
     tolerance = float(spec.get("records", {}).get("abs", 0.0))
     rows: list[CheckRow] = []
     for record in records:
         rows.extend(reproduce_record(record, tolerance))
     for case in spec.get("predictions", []) or []:
         rows.extend(reproduce_prediction(case))
+    for case in spec.get("sed", []) or []:
+        rows.extend(reproduce_sed(case))
     return rows

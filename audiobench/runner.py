@@ -58,6 +58,15 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
     return official_folds(index, card.folds, str(options.data_dir) if options.data_dir else None)
 
 
+def _scatter(rows: Any, positions: list[int], total: int) -> Any:
+    """``rows`` placed at ``positions`` of a zero array of ``total`` rows (clips a protocol never reads)."""
+    import numpy as np
+
+    full = np.zeros((total, rows.shape[1]), dtype=rows.dtype)
+    full[positions] = rows
+    return full
+
+
 def _derived(card: TaskCard, complexity: dict[str, Any], metrics: dict[str, Any], grouped: bool) -> dict[str, Any]:
     """Record fields the card asks for: group sets and the spread over groups, the complexity-budget verdict."""
     from audiobench.report.derived import budget_verdict, device_spread
@@ -123,9 +132,13 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                             hint="--probe-c applies to linear-probe; check the card's protocol_options.") from None
     t0 = time.perf_counter()
     cache = cache_for(model, cache_subdir("embeddings"), output)
-    with reporter.progress(f"embeddings ({options.model})", len(index.clips)) as advance:
-        features, stats = extract_embeddings(model, index.clips, card.clip_seconds, cache, options.batch_size,
-                                             options.num_workers, advance, output=output)
+    # a protocol that does not train (pretrained-head) needs outputs for the test clips only
+    needed = (sorted({int(i) for split in plan.splits for i in split.test}) if getattr(protocol, "trains", True) is False
+              else list(range(len(index.clips))))
+    with reporter.progress(f"embeddings ({options.model})", len(needed)) as advance:
+        computed, stats = extract_embeddings(model, [index.clips[i] for i in needed], card.clip_seconds, cache,
+                                             options.batch_size, options.num_workers, advance, output=output)
+    features = computed if len(needed) == len(index.clips) else _scatter(computed, needed, len(index.clips))
     timings["embeddings_s"] = time.perf_counter() - t0
     reporter.message(f"embeddings: {stats.computed} computed, {stats.reused} reused from the cache"
                      + (" (no embedding computed)" if stats.computed == 0 else ""))

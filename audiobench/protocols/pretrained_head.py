@@ -47,6 +47,7 @@ class PretrainedHead:
     notes: list[str] = field(default_factory=list)
 
     output = "head"  # what the runner extracts per clip for this protocol (the head's probabilities)
+    trains = False  # training clips are never read: the runner extracts outputs for the test clips only
 
     @classmethod
     def for_model(cls, model: Any, index: Any, seed: int = 0, **unused: Any) -> "PretrainedHead":

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.server
 import io
-import json
 import os
-import tarfile
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from audiobench.download import ArchiveInfo, DownloadError, check_format, download, download_archive, sha256_of
+from audiobench.download import ArchiveInfo, DownloadError, download, download_archive, sha256_of
 from audiobench.errors import CheckpointError
 
 PAYLOAD = os.urandom(3 * 65536 + 123)
@@ -280,120 +277,6 @@ def test_offline_error_says_so_and_where_to_put_the_file(tmp_path) -> None:
     message, hint = str(info.value), info.value.hint
     assert "offline" in message and "unreachable" in message and "http://127.0.0.1:9/weights.pt" in message
     assert f"put it at {destination}" in hint and "123 bytes" in hint and PAYLOAD_SHA in hint
-
-
-def _gzip_bytes(data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0)
-
-
-def _tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as archive:
-        for name, data in members.items():
-            entry = tarfile.TarInfo(name)
-            entry.size = len(data)
-            archive.addfile(entry, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _safetensors_bytes() -> bytes:
-    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
-    return len(header).to_bytes(8, "little") + header + bytes(16)
-
-
-@pytest.mark.parametrize("name, data", [
-    ("a.zip", ZIP), ("a.gz", _gzip_bytes(PAYLOAD)), ("a.tar", _tar_bytes({"x": PAYLOAD})),
-    ("a.tar.gz", _tar_bytes({"x": PAYLOAD}, "w:gz")), ("a.safetensors", _safetensors_bytes()),
-])
-def test_format_checks_accept_complete_and_catch_cut_files(tmp_path, name: str, data: bytes) -> None:
-    path = tmp_path / name
-    path.write_bytes(data)
-    assert check_format(path) == (True, None, False)
-    path.write_bytes(data[: len(data) * 2 // 3])
-    result = check_format(path)
-    assert result.checked and result.problem and result.truncated, result
-
-
-def test_torch_checkpoint_format_check(tmp_path) -> None:
-    import torch
-
-    path = tmp_path / "weights.pt"
-    torch.save({"w": torch.randn(1000)}, path)
-    assert check_format(path).problem is None
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    assert check_format(path).truncated
-    path.write_bytes(b"not a checkpoint")
-    assert check_format(path).problem == "is not a PyTorch checkpoint (neither a zip nor a pickle)"
-    assert check_format(tmp_path / "labels.csv") == (False, None, False)  # no check for this format
-
-
-# --------------------------------------------------------------------------- the ESC-50 archive
-
-
-def _esc50_zip(top: str, rows: int, audio: int | None = None, meta: bool = True) -> bytes:
-    """An ESC-50 archive: the first ``rows`` rows of the real metadata and ``audio`` (default: ``rows``) stub .wav files."""
-    from shared_material import ESC50, require
-
-    lines = require(ESC50 / "meta" / "esc50.csv").read_text().splitlines()[:1 + rows]
-    members = {f"{top}/meta/esc50.csv": ("\n".join(lines) + "\n").encode()} if meta else {}
-    for line in lines[1:1 + (rows if audio is None else audio)]:
-        members[f"{top}/audio/{line.split(',')[0]}"] = b"RIFF"
-    members[f"{top}/README.md"] = b"ESC-50"
-    return _zip_bytes(members)
-
-
-@pytest.fixture
-def esc50_module(server, monkeypatch):
-    import dataclasses
-
-    from audiobench.datasets import esc50
-
-    url = f"{server}/nolength/esc50.zip"  # like GitHub's generated archives: no Content-Length
-    monkeypatch.setattr(esc50, "ARCHIVE_URL", url)
-    monkeypatch.setattr(esc50, "ARCHIVE", dataclasses.replace(esc50.ARCHIVE, url=url))
-    return esc50
-
-
-def test_esc50_archive_is_pinned_to_a_commit() -> None:
-    from audiobench.datasets import esc50
-
-    assert "master" not in esc50.ARCHIVE_URL and esc50.ARCHIVE.url == esc50.ARCHIVE_URL
-    assert esc50.ARCHIVE_URL.startswith("https://github.com/karolpiczak/ESC-50/archive/")
-    assert esc50.ARCHIVE.file_name.endswith(".zip") and esc50.ARCHIVE.verification
-
-
-def test_esc50_download_is_verified_and_unpacked(esc50_module, isolated_cache) -> None:
-    SERVED["esc50.zip"] = _esc50_zip("ESC-50-33c8ce9e", rows=2000)
-    root = esc50_module.download_esc50(progress=lambda *a: None)
-    assert root == isolated_cache / "datasets" / esc50_module.ARCHIVE_ROOT
-    assert (root / "meta" / "esc50.csv").is_file() and len(list((root / "audio").iterdir())) == 2000
-    assert sorted(p.name for p in root.parent.iterdir()) == [root.name]  # no staging folder left
-
-
-def test_esc50_archive_cut_short_is_never_unpacked(esc50_module, isolated_cache) -> None:
-    SERVED["esc50.zip"] = _esc50_zip("ESC-50-33c8ce9e", rows=2000)[:5000]
-    with pytest.raises(DownloadError, match="incomplete"):
-        esc50_module.download_esc50(progress=lambda *a: None)
-    assert not (isolated_cache / "datasets").exists() or not any((isolated_cache / "datasets").iterdir())
-    assert (isolated_cache / "downloads" / f"{esc50_module.ARCHIVE.file_name}.part").is_file()
-
-
-@pytest.mark.parametrize("archive, message", [
-    (dict(rows=2000, meta=False), "does not unpack to ESC-50"),
-    (dict(rows=2000, audio=1999), "1999 of 2000 clips"),
-    (dict(rows=20), "20 of 2000 clips; not the official data"),  # complete in itself, but not the official list
-])
-def test_unpacked_esc50_is_checked_before_it_is_moved_into_place(esc50_module, isolated_cache, archive,
-                                                                  message) -> None:
-    from audiobench.errors import DatasetError
-
-    SERVED["esc50.zip"] = _esc50_zip("ESC-50-33c8ce9e", **archive)
-    with pytest.raises(DatasetError, match=message) as info:
-        esc50_module.download_esc50(progress=lambda *a: None)
-    assert "Delete" in info.value.hint
-    datasets = isolated_cache / "datasets"
-    assert not datasets.exists() or list(datasets.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- checkpoint resolution

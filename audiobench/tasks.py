@@ -17,7 +17,7 @@ import yaml
 from audiobench.errors import AudiobenchError, UnknownNameError
 from audiobench.resources import data_dir
 
-LABEL_TYPES = ("multiclass", "multilabel")
+LABEL_TYPES = ("multiclass", "multilabel", "events")
 SPLIT_TYPES = ("folds", "fixed")
 
 

@@ -18,7 +18,8 @@ class Clip:
     """One audio clip of a dataset.
 
     ``label`` is a class index (single-label tasks) or a tuple of class indices (multi-label tasks: the
-    positive classes). ``mask``, for partially labelled tasks (OpenMIC), says per class whether the label is
+    positive classes; for event tasks, the classes that occur in the clip). ``events`` holds strong labels
+    (onset and offset in seconds, class index) for sound event detection. ``mask``, for partially labelled tasks (OpenMIC), says per class whether the label is
     known. A clip belongs to an official ``fold`` or to a named ``split`` (``train``/``valid``/``test``);
     ``group`` (e.g. the recording device) is used for per-group scores.
     """
@@ -31,6 +32,7 @@ class Clip:
     split: str | None = None
     mask: tuple[bool, ...] | None = None
     duration: float | None = None
+    events: tuple[tuple[float, float, int], ...] | None = None  # strong labels: (onset s, offset s, class index)
 
 
 @dataclass(frozen=True)

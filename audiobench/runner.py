@@ -97,6 +97,10 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     started = time.perf_counter()
     check_writable(options.output_dir)  # before any work, not after it
     card = get_task(options.task)
+    if card.label_type == "events":  # sound event detection: frame embeddings and frame heads
+        from audiobench.events import run_events
+
+        return run_events(options, card, reporter)
     protocol_name = options.protocol or card.protocol
     protocol = PROTOCOLS.get(protocol_name)
     output = getattr(protocol, "output", "embedding")  # pretrained-head scores the head's outputs

@@ -127,6 +127,7 @@ def test_reference_predictions_on_the_metro_clip(tmp_path: Path) -> None:
         pytest.skip("shared reference material not found")
     spec = yaml.safe_load((data_dir("leaderboards") / "regression.yaml").read_text())
     root = data_dir("leaderboards").parent
+    spec["reproductions"]["sed"] = []  # checked by test_desed_scoring_reproduction below
     for case in spec["reproductions"]["predictions"]:  # the spec's paths are relative to the checkout
         case["checkpoint"], case["audio"] = (str(root / case[key]) for key in ("checkpoint", "audio"))
     path = tmp_path / "regression.yaml"
@@ -137,3 +138,22 @@ def test_reference_predictions_on_the_metro_clip(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = _rows(result)
     assert {r["subject"] for r in rows if r["status"] == "pass"} == {"mn04-metro", "cpmobile-metro"}
+
+
+def test_desed_scoring_reproduction(tmp_path: Path) -> None:
+    if not (SHARED / "data" / "desed" / "validation.tsv").is_file():
+        pytest.skip("shared reference material not found")
+    spec = yaml.safe_load((data_dir("leaderboards") / "regression.yaml").read_text())
+    root = data_dir("leaderboards").parent
+    spec["reproductions"]["predictions"] = []
+    for case in spec["reproductions"]["sed"]:
+        for key in ("ground_truth", "durations", "detections", "f1_detections"):
+            case[key] = str(root / case[key])
+    path = tmp_path / "regression.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    empty = tmp_path / "results"
+    empty.mkdir()
+    result = check("--section", "reproduce", "--results", str(empty), "--spec", str(path))
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    assert {r["quantity"] for r in rows if r["status"] == "pass"} >= {"PSDS1", "PSDS2", "collar_F1_macro"}

@@ -168,8 +168,13 @@ def test_builtin_cards_parse() -> None:
     assert Path(esc50.path).name == "esc50.yaml"
     synthetic = cards["synthetic"]
     assert synthetic.folds == [1, 2, 3, 4] and synthetic.dataset == "synthetic"
+    from audiobench.events.scoring import METRICS as EVENT_METRICS
+    from audiobench.events_hear import ONSET_COLLARS
+
     for card in cards.values():
-        assert card.dataset in DATASETS and card.metric in METRICS and card.protocol in PROTOCOLS
+        assert card.dataset in DATASETS and card.protocol in PROTOCOLS, card.name
+        known = set(EVENT_METRICS) | set(ONSET_COLLARS) if card.label_type == "events" else set(METRICS.names())
+        assert set(card.all_metrics) <= known, card.name
 
 
 def test_extra_card_directory(tmp_path, monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""HEAR 2021 tasks in the hear-preprocess format (scene tasks; timestamp/event tasks are refused).
+"""HEAR 2021 tasks in the hear-preprocess format (scene tasks; timestamp tasks: :mod:`.hear_events`).
 
 A task directory (``<task_name>-<version>-<mode>``, e.g. ``esc50-v2.0.0-full``) holds
 ``task_metadata.json`` (the hear-preprocess task config: ``task_name``, ``version``, ``mode``,
@@ -59,7 +59,7 @@ def find_task_dir(data_dir: Path | None, task: str | None = None, root: str | Pa
 
 
 def read_task_metadata(task_dir: Path) -> dict[str, Any]:
-    """``task_metadata.json`` checked for the keys audiobench uses; event (timestamp) tasks are refused."""
+    """``task_metadata.json`` checked for the keys audiobench uses (scene or event tasks)."""
     path = task_dir / "task_metadata.json"
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
@@ -73,10 +73,9 @@ def read_task_metadata(task_dir: Path) -> dict[str, Any]:
     if missing:
         raise DatasetError(f"{path} lacks the key(s) {', '.join(missing)}.",
                            hint="Restore task_metadata.json from the HEAR task archive (hear-preprocess output).")
-    if metadata["embedding_type"] != "scene":
-        raise DatasetError(f"{path}: task {metadata['task_name']!r} is a timestamp (embedding_type "
-                           f"{metadata['embedding_type']!r}) task; audiobench evaluates HEAR scene tasks only.",
-                           hint="Sound event detection (DCASE 2016 task 2, MAESTRO) comes later; choose a scene task.")
+    if metadata["embedding_type"] not in ("scene", "event"):
+        raise DatasetError(f"{path}: embedding_type {metadata['embedding_type']!r} is neither scene nor event.",
+                           hint="Restore task_metadata.json from the HEAR task archive.")
     if metadata["prediction_type"] not in ("multiclass", "multilabel"):
         raise DatasetError(f"{path}: prediction_type {metadata['prediction_type']!r} is neither multiclass nor "
                            f"multilabel.", hint="Restore task_metadata.json from the HEAR task archive.")
@@ -157,7 +156,7 @@ def _label(path: Path, name: str, labels: list[Any], index: dict[str, int], mult
 
 def load_hear(data_dir: Path | None = None, download: bool = False, root: str | Path | None = None,
               task: str | None = None, sample_rate: int | None = None, clips: int | None = None) -> DatasetIndex:
-    """Index a HEAR scene task (see the module docstring for the layout).
+    """Index a HEAR scene task (see the module docstring; timestamp tasks: :func:`.hear_events.load_hear_events`).
 
     ``task`` is the task directory's name (built-in cards), searched under ``data_dir`` (default: the
     cache's ``datasets/hear``); ``root`` is the task directory itself (``hear:<path>`` tasks).
@@ -172,6 +171,10 @@ def load_hear(data_dir: Path | None = None, download: bool = False, root: str | 
     if task is not None and root is None and task not in (versioned_name(metadata), task_dir.name):
         raise DatasetError(f"{task_dir / 'task_metadata.json'} describes task {versioned_name(metadata)!r}, "
                            f"not {task!r}.", hint="Point --data-dir at the task directory this card names.")
+    if metadata["embedding_type"] == "event":
+        from audiobench.datasets.hear_events import load_hear_events
+
+        return load_hear_events(task_dir, metadata, sample_rate, clips)
     classes = read_vocabulary(task_dir)
     index = {label: i for i, label in enumerate(classes)}
     multilabel = metadata["prediction_type"] == "multilabel"
@@ -224,6 +227,11 @@ def hear_task_card(path: str | Path):
 
     task_dir = find_task_dir(None, root=path).resolve()
     metadata = read_task_metadata(task_dir)
+    if metadata["embedding_type"] == "event":
+        from audiobench.datasets.hear_events import hear_event_card_data
+
+        return parse_card(hear_event_card_data(task_dir, metadata, _published_clips(versioned_name(metadata))),
+                          task_dir / "task_metadata.json")
     multilabel = metadata["prediction_type"] == "multilabel"
     mapped = {score: HEAR_METRICS.get(score) for score in metadata["evaluation"]}
     if multilabel:

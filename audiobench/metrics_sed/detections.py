@@ -54,6 +54,8 @@ def _operating_point_rows(thresholds: tuple[float, float, float],
     evaluator = _new_psds_eval(thresholds, _SHARED["truth"], _SHARED["durations"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        # repeated operating points are counted and reported once, in _psds
+        warnings.filterwarnings("ignore", message="A similar operating point exists")
         for threshold, detections in chunk:
             evaluator.add_operating_point(detections[COLUMNS], info={"threshold": threshold})
     return evaluator.operating_points

@@ -36,9 +36,15 @@ def _same(recorded: Any, recomputed: Any) -> bool:
 def rescore(path: Path) -> dict[str, Any]:
     """For each metric of the record: the recorded and recomputed values and whether they are identical."""
     record_file = load_record(path)
-    predictions = record_file.predictions()
-    metrics = [name for name in record_file.record["metrics"] if GROUP_SEPARATOR not in name]
-    recomputed = score_record_metrics(predictions, metrics, record_file.record.get("groups"))
+    if record_file.record["task"].get("label_type") == "events":  # frame scores: audiobench.events
+        from audiobench.events.rescore import rescore_events
+
+        recomputed, clips = rescore_events(record_file)
+    else:
+        predictions = record_file.predictions()
+        metrics = [name for name in record_file.record["metrics"] if GROUP_SEPARATOR not in name]
+        recomputed = score_record_metrics(predictions, metrics, record_file.record.get("groups"))
+        clips = len(predictions.clip_id)
     rows = []
     for name, block in record_file.record["metrics"].items():
         again = recomputed.get(name, {"per_split": {}})
@@ -50,4 +56,4 @@ def rescore(path: Path) -> dict[str, Any]:
             rows.append({"metric": name, "split": split, "recorded": value, "recomputed": value_again,
                          "equal": _same(value, value_again)})
     return {"record": str(record_file.path), "predictions": record_file.record["predictions"]["file"],
-            "clips": int(len(predictions.clip_id)), "rows": rows, "identical": all(r["equal"] for r in rows)}
+            "clips": int(clips), "rows": rows, "identical": all(r["equal"] for r in rows)}

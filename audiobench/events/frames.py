@@ -1,0 +1,118 @@
+"""Frame embeddings ``[T, D]`` per clip at a fixed hop, cached in a verified :class:`EmbeddingCache`.
+
+A cache entry is one clip's frames flattened to ``[T * D]`` float32 (the cache checks dtype, checksum and
+finite values); reading it back checks that the length is a whole number of ``D``-sized frames and, for
+clips of a fixed length, that ``T`` is the number of frames :meth:`AudioModel.frame_geometry` gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from audiobench.cache import EmbeddingCache
+from audiobench.datasets.base import Clip
+from audiobench.embeddings import (ClipAudio, EmbeddingStats, StagedBatch, _raise_failure, _warn_damaged, clip_key,
+                                   default_num_workers, input_pipeline)
+from audiobench.errors import AudiobenchError
+from audiobench.models.base import AudioModel
+
+HOP_MS = 50.0  # the fixed timestamp hop of every model's embed_frames (audiobench/models/base.py)
+WINDOW_MS = 160.0  # window centred on each timestamp (EfficientAT_HEAR / hear21passt convention)
+
+
+@dataclass
+class ClipFrames:
+    """Frame embeddings of every clip (``frames[i]`` is ``[T_i, D]``) and the frame hop in ms."""
+
+    frames: list[np.ndarray]
+    hop_ms: float
+
+    def timestamps_ms(self, i: int) -> np.ndarray:
+        """Centre time of every frame of clip ``i`` (frame ``t`` is centred on ``t * hop``)."""
+        return np.arange(len(self.frames[i]), dtype=np.float64) * self.hop_ms
+
+
+class FrameCache(EmbeddingCache):
+    """An :class:`EmbeddingCache` of flattened ``[T * D]`` frame entries (no fixed shape: ``T`` follows the clip)."""
+
+    def get_frames(self, key: str, dim: int, expected_frames: int | None) -> np.ndarray | None:
+        """A cached ``[T, D]`` entry, or None when absent or not a whole ``[T, D]`` (then it is removed, reported
+        through :meth:`take_damaged`, and recomputed)."""
+        flat = self.get(key)
+        if flat is None:
+            return None
+        whole = flat.ndim == 1 and flat.size > 0 and flat.size % dim == 0
+        if not whole or (expected_frames and flat.size != expected_frames * dim):
+            expected = f"{expected_frames} x {dim}" if expected_frames else f"a whole number of {dim}-d frames"
+            self._damaged.append((self._path(key), f"{flat.size} values, expected {expected}"))
+            self._path(key).unlink(missing_ok=True)
+            return None
+        return flat.reshape(-1, dim)
+
+
+def frame_cache(model: AudioModel, root: Path, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> FrameCache:
+    """The frame-embedding cache of ``model``: the model fingerprint, the input pipeline and the frame geometry
+    key it (so it never mixes with clip embeddings)."""
+    fingerprint = {**model.fingerprint(), "input": input_pipeline(model.sample_rate), "output": "frames",
+                   "hop_ms": hop_ms, "window_ms": window_ms, "layout": "[T * D] float32, frames in time order"}
+    return FrameCache(root, fingerprint, shape=None)
+
+
+def model_hop_ms(model: AudioModel, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> float:
+    """The hop in ms that ``model.embed_frames`` really uses (the hop in whole samples)."""
+    _, hop, _ = model.frame_geometry(model.sample_rate, window_ms, hop_ms)
+    return 1000.0 * hop / model.sample_rate
+
+
+def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | None, cache: FrameCache | None,
+                   batch_size: int = 16, num_workers: int | None = None,
+                   on_progress: Callable[[int], None] | None = None, hop_ms: float = HOP_MS,
+                   window_ms: float = WINDOW_MS) -> tuple[ClipFrames, EmbeddingStats]:
+    """Frame embeddings of ``clips`` (cropped/padded to ``seconds``; whole clips when None), reusing the cache.
+
+    Clips of one fixed length are embedded in batches; whole clips one at a time (lengths differ).
+    Every computed clip is cached at once, so an interrupted extraction resumes.
+    """
+    dim = model.embedding_dim
+    fixed = None if seconds is None else model.frame_geometry(int(round(seconds * model.sample_rate)), window_ms,
+                                                              hop_ms)[2]
+    keys = [clip_key(c.path, seconds) for c in clips]
+    result = [cache.get_frames(k, dim, fixed) if cache is not None else None for k in keys]
+    if cache is not None:
+        _warn_damaged(cache)
+    todo = [i for i, frames in enumerate(result) if frames is None]
+    if on_progress is not None and len(clips) > len(todo):
+        on_progress(len(clips) - len(todo))
+    if todo:
+        workers = default_num_workers() if num_workers is None else num_workers
+        loader = DataLoader(ClipAudio([clips[i] for i in todo], model.sample_rate, seconds),
+                            batch_size=batch_size if seconds is not None else 1, num_workers=workers,
+                            collate_fn=StagedBatch(None))
+        with torch.inference_mode():
+            for positions, waveforms, failures in loader:
+                if failures:
+                    first = failures[0]
+                    _raise_failure(first, next(clips[todo[p]] for p in positions.tolist()
+                                               if str(clips[todo[p]].path) == first.path))
+                frames, _ = model.embed_frames(waveforms.to(model.device), window_ms=window_ms, hop_ms=hop_ms)
+                frames = frames.float().cpu().numpy()
+                for position, clip_frames in zip(positions.tolist(), frames):
+                    index = todo[position]
+                    if not np.isfinite(clip_frames).all():
+                        raise AudiobenchError(
+                            f"Model {model.card.name!r} produced NaN or infinite frame embeddings for clip "
+                            f"{clips[index].clip_id!r} ({clips[index].path}).",
+                            hint="Check the clip (silence, clipping) and the checkpoint; nothing was cached for it.")
+                    result[index] = clip_frames
+                    if cache is not None:
+                        cache.put(keys[index], clip_frames.reshape(-1))
+                if on_progress is not None:
+                    on_progress(len(positions))
+    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo))
+    return ClipFrames([np.asarray(f, dtype=np.float32) for f in result], model_hop_ms(model, hop_ms, window_ms)), stats

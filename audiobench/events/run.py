@@ -1,0 +1,160 @@
+"""The runner path of event tasks: frame embeddings -> frame head per split -> events predictions -> metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiobench.datasets.base import Clip, DatasetIndex
+from audiobench.errors import DatasetError, ProtocolError
+from audiobench.events import postprocess
+from audiobench.events.heads import HEADS, FrameHead
+from audiobench.events.predictions import EventPredictions
+from audiobench.events.scoring import check_metrics, metric_notes, score_event_predictions
+from audiobench.events.targets import frame_targets, frames_within
+from audiobench.tasks import TaskCard
+
+POSTPROCESS_OPTIONS = ("median_filter_ms",)
+
+
+def scored_span(clip: Clip, seconds: float | None) -> tuple[float, tuple[tuple[float, float, int], ...]]:
+    """The duration that is scored (the clip, cut to ``seconds`` when the model sees only its start) and the
+    reference events within it."""
+    duration = float(clip.duration) if seconds is None else min(float(clip.duration), float(seconds))
+    events = tuple((float(a), min(float(b), duration), int(c)) for a, b, c in clip.events or () if a < duration)
+    return duration, events
+
+
+def check_event_index(index: DatasetIndex, task: str) -> None:
+    """Every clip of an event task needs strong labels (possibly none) and a duration."""
+    for clip in index.clips:
+        if clip.events is None or clip.duration is None:
+            what = "strong labels (events)" if clip.events is None else "a duration"
+            raise DatasetError(f"Task {task!r}: clip {clip.clip_id!r} ({clip.path}) has no {what}.",
+                               hint="Event tasks need every clip's events (onset, offset, class) and duration; "
+                                    "check the dataset's metadata and the card's label_type.")
+
+
+def build_head(name: str, options: dict[str, Any], device: str) -> FrameHead:
+    """The frame head of protocol ``name`` with its options (ProtocolError for unknown names or options)."""
+    if name not in HEADS:
+        raise ProtocolError(f"Protocol {name!r} does not apply to event tasks.",
+                            hint=f"Event tasks take one of: {', '.join(HEADS)}.")
+    try:
+        return HEADS[name](device=device, **options)
+    except TypeError as error:
+        raise ProtocolError(f"Protocol {name!r} does not take the options {sorted(options)} ({error}).",
+                            hint="Check the card's protocol_options and --probe-* options.") from None
+
+
+def train_and_score(head: FrameHead, frames: list[np.ndarray], hop_ms: float, index: DatasetIndex, plan: Any,
+                    seconds: float | None, advance: Any = lambda n: None) -> EventPredictions:
+    """Fit ``head`` on each split's training clips, score its test clips: the events predictions."""
+    spans = [scored_span(clip, seconds) for clip in index.clips]
+    stamps = [np.arange(frames_within(np.arange(len(f)) * hop_ms, spans[i][0]), dtype=np.float64) * hop_ms
+              for i, f in enumerate(frames)]
+    kept = [frames[i][:len(stamps[i])] for i in range(len(frames))]
+    classes = len(index.classes)
+    clip_id, split, duration, timestamps, scores, events = [], [], [], [], [], []
+    for part in plan.splits:
+        train = [int(i) for i in part.train]
+        head.fit([kept[i] for i in train], [frame_targets(spans[i][1], stamps[i], classes) for i in train])
+        tested = [int(i) for i in part.test]
+        for i, clip_scores in zip(tested, head.predict([kept[i] for i in tested])):
+            clip_id.append(index.clips[i].clip_id)
+            split.append(part.name)
+            duration.append(spans[i][0])
+            timestamps.append(stamps[i])
+            scores.append(clip_scores)
+            events.append(spans[i][1])
+        advance(1)
+    return EventPredictions.from_clips(clip_id, split, duration, index.classes, timestamps, scores, events)
+
+
+def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict[str, Any], Path]:
+    """``audiobench run`` for a ``label_type: events`` card; returns the record and its path."""
+    from audiobench import provenance
+    from audiobench.cachedir import cache_subdir
+    from audiobench.complexity import cached_complexity
+    from audiobench.device import resolve_device
+    from audiobench.events.frames import extract_frames, frame_cache
+    from audiobench.models.loading import has_released_weights, load_model
+    from audiobench.registry import DATASETS
+    from audiobench.results import check_writable, read_record, summarise, write_record
+    from audiobench.runner import Reporter, _derived, _splits
+
+    reporter = reporter or Reporter()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    check_writable(options.output_dir)
+    protocol_name = options.protocol or card.protocol
+    chosen = {**(card.protocol_options if protocol_name == card.protocol else {}), **options.probe_options}
+    settings_ms = {k: chosen.pop(k) for k in POSTPROCESS_OPTIONS if k in chosen}
+    metric_names = card.all_metrics
+    check_metrics(metric_names)
+    device = resolve_device(options.device)
+    head = build_head(protocol_name, {**chosen, "seed": options.seed}, device)
+    pretrained = has_released_weights(options.model)
+    dataset_options = {**card.dataset_options, **options.dataset_options}
+    try:
+        index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **dataset_options)
+    except TypeError as error:
+        raise DatasetError(f"Dataset {card.dataset!r} does not take the options {sorted(dataset_options)} ({error}).",
+                           hint="Check --dataset-option names against the dataset's loader.") from None
+    check_event_index(index, card.name)
+    plan = _splits(card, index, options)
+    reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
+
+    t0 = time.perf_counter()
+    model = load_model(options.model, checkpoint=options.checkpoint, pretrained=pretrained).to(device)
+    timings["load_model_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    complexity = cached_complexity(model)
+    timings["complexity_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    cache = frame_cache(model, cache_subdir("embeddings"))
+    with reporter.progress(f"frame embeddings ({options.model})", len(index.clips)) as advance:
+        frames, stats = extract_frames(model, index.clips, card.clip_seconds, cache, options.batch_size,
+                                       options.num_workers, advance)
+    timings["embeddings_s"] = time.perf_counter() - t0
+    reporter.message(f"frame embeddings: {stats.computed} computed, {stats.reused} reused from the cache")
+
+    t0 = time.perf_counter()
+    settings = postprocess.settings(float(settings_ms.get("median_filter_ms", postprocess.DEFAULT_MEDIAN_FILTER_MS)),
+                                    frames.hop_ms)
+    with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance:
+        predictions = train_and_score(head, frames.frames, frames.hop_ms, index, plan, card.clip_seconds, advance)
+    timings["protocol_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    per_split = score_event_predictions(predictions, metric_names, settings)  # what `rescore` recomputes
+    metrics = {name: summarise(values) for name, values in per_split.items()}
+    timings["scoring_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+
+    record = {
+        "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
+                 "label_type": card.label_type},
+        "protocol": {"official": plan.official, "splits": plan.description, **head.describe()},
+        "model": {"name": options.model, "family": model.card.family, "checkpoint_sha256": model.checkpoint_sha256,
+                  "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
+                  "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
+                  "fingerprint": model.fingerprint()},
+        "complexity": complexity,
+        "metrics": metrics,
+        "metric_notes": metric_notes(metric_names, settings),
+        "postprocessing": settings,
+        **_derived(card, complexity, metrics, False),
+        "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,
+                    **({"options": dataset_options} if dataset_options else {})},
+        "embeddings": {"kind": "frames", "hop_ms": frames.hop_ms, "total": stats.total, "computed": stats.computed,
+                       "reused": stats.reused, "cache_key": cache.model_key,
+                       **({"batch_size": options.batch_size} if stats.computed else {})},
+        "timings": timings,
+        "provenance": provenance.collect(device, options.seed),
+    }
+    path = write_record(record, options.output_dir, predictions)
+    return read_record(path), path

@@ -202,3 +202,26 @@ def test_min_duration_chosen_on_validation() -> None:
     best, scores = choose_min_duration(quiet, reference, CLASSES, 0.2, candidates=(125, 250))
     assert best == 250 and scores == {125: 0.0, 250: 0.0}
     assert choose_min_duration(valid, reference, CLASSES, 0.05, candidates=[50]) == (50, {})
+
+
+@pytest.mark.parametrize("kfold", [False, True])
+def test_event_task_runs_end_to_end_with_onset_fmeasure(tmp_path, monkeypatch, kfold) -> None:
+    from audiobench.report.rescore import rescore
+    from audiobench.runner import RunOptions, run
+
+    monkeypatch.setattr("audiobench.provenance.git_revision", lambda *a, **k: None)
+    task_dir, _ = make_event_task(tmp_path / "data", kfold=kfold)
+    record, path = run(RunOptions(task=f"hear:{task_dir}", model="logmel-stats", device="cpu", num_workers=0,
+                                  output_dir=tmp_path / "out"))
+    metrics = record["metrics"]
+    assert set(metrics) == {"onset-fms-200ms", "onset-fms-50ms"}
+    assert metrics["onset-fms-200ms"]["mean"] > 0.5  # clear tones: most onsets found within 200 ms
+    post = record["postprocessing"]
+    assert post["median_filter_ms"] == 250 and post["min_duration_ms_candidates"] == [125, 250]
+    splits = ["fold0", "fold1", "fold2"] if kfold else ["test"]  # folds: the next fold validates
+    assert list(post["min_duration_ms"]) == splits and set(post["min_duration_ms"].values()) <= {125, 250}
+    assert all(set(post["min_duration_valid_fms"][s]) == {"125", "250"} for s in splits)
+    note = record["metric_notes"]["onset-fms-50ms"]
+    assert note["implementation"] == "sed_eval" and note["parameters"]["t_collar"] == 0.05
+    assert note["parameters"]["evaluate_offset"] is False and note["parameters"]["threshold"] == 0.5
+    assert rescore(path)["identical"]

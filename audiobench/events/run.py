@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from audiobench.datasets.base import Clip, DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
-from audiobench.events import postprocess
+from audiobench.events import onset as onset_metrics, postprocess
 from audiobench.events.heads import HEADS, FrameHead
 from audiobench.events.predictions import EventPredictions
 from audiobench.events.scoring import check_metrics, metric_notes, score_event_predictions
 from audiobench.events.targets import frame_targets, frames_within
 from audiobench.tasks import TaskCard
 
-POSTPROCESS_OPTIONS = ("median_filter_ms",)
+POSTPROCESS_OPTIONS = ("median_filter_ms", "min_duration_ms")
 
 
 def scored_span(clip: Clip, seconds: float | None) -> tuple[float, tuple[tuple[float, float, int], ...]]:
@@ -50,27 +50,48 @@ def build_head(name: str, options: dict[str, Any], device: str) -> FrameHead:
                             hint="Check the card's protocol_options and --probe-* options.") from None
 
 
+def _split_clips(plan: Any, number: int, validate: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Train, test and validation clips of split ``number``; with ``validate``, a fold plan without
+    validation clips validates on the next fold, taken out of the training clips (the HEAR convention)."""
+    part = plan.splits[number]
+    train, valid = np.asarray(part.train), part.valid
+    if validate and valid is None and len(plan.splits) > 1:
+        valid = np.intersect1d(plan.splits[(number + 1) % len(plan.splits)].test, train)
+        train = np.setdiff1d(train, valid)
+    return train, np.asarray(part.test), (valid if validate and valid is not None and len(valid) else None)
+
+
 def train_and_score(head: FrameHead, frames: list[np.ndarray], hop_ms: float, index: DatasetIndex, plan: Any,
-                    seconds: float | None, advance: Any = lambda n: None) -> EventPredictions:
-    """Fit ``head`` on each split's training clips, score its test clips: the events predictions."""
+                    seconds: float | None, advance: Any = lambda n: None,
+                    on_valid: Callable[[str, EventPredictions | None], None] | None = None) -> EventPredictions:
+    """Fit ``head`` on each split's training clips, score its test clips: the events predictions.
+    With ``on_valid``, each split's validation clips are scored too and passed to it (None when there are none)."""
     spans = [scored_span(clip, seconds) for clip in index.clips]
     stamps = [np.arange(frames_within(np.arange(len(f)) * hop_ms, spans[i][0]), dtype=np.float64) * hop_ms
               for i, f in enumerate(frames)]
     kept = [frames[i][:len(stamps[i])] for i in range(len(frames))]
     classes = len(index.classes)
-    clip_id, split, duration, timestamps, scores, events = [], [], [], [], [], []
-    for part in plan.splits:
-        train = [int(i) for i in part.train]
-        head.fit([kept[i] for i in train], [frame_targets(spans[i][1], stamps[i], classes) for i in train])
-        tested = [int(i) for i in part.test]
+    columns: tuple[list, ...] = ([], [], [], [], [], [])
+
+    def predict(rows: np.ndarray, name: str, into: tuple[list, ...]) -> tuple[list, ...]:
+        tested = [int(i) for i in rows]
         for i, clip_scores in zip(tested, head.predict([kept[i] for i in tested])):
-            clip_id.append(index.clips[i].clip_id)
-            split.append(part.name)
-            duration.append(spans[i][0])
-            timestamps.append(stamps[i])
-            scores.append(clip_scores)
-            events.append(spans[i][1])
+            for column, value in zip(into, (index.clips[i].clip_id, name, spans[i][0], stamps[i], clip_scores,
+                                            spans[i][1])):
+                column.append(value)
+        return into
+
+    for number, part in enumerate(plan.splits):
+        train, test, valid = _split_clips(plan, number, on_valid is not None)
+        train = [int(i) for i in train]
+        head.fit([kept[i] for i in train], [frame_targets(spans[i][1], stamps[i], classes) for i in train])
+        predict(test, part.name, columns)
+        if on_valid is not None:
+            found = None if valid is None else predict(valid, part.name, ([], [], [], [], [], []))
+            on_valid(part.name, None if found is None else EventPredictions.from_clips(
+                found[0], found[1], found[2], index.classes, found[3], found[4], found[5]))
         advance(1)
+    clip_id, split, duration, timestamps, scores, events = columns
     return EventPredictions.from_clips(clip_id, split, duration, index.classes, timestamps, scores, events)
 
 
@@ -95,6 +116,11 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     settings_ms = {k: chosen.pop(k) for k in POSTPROCESS_OPTIONS if k in chosen}
     metric_names = card.all_metrics
     check_metrics(metric_names)
+    onset_names = onset_metrics.onset_names(metric_names)
+    if "min_duration_ms" in settings_ms and not onset_names:
+        raise ProtocolError("Option min_duration_ms applies only to the onset-fms-* metrics, which the card "
+                            "does not list.", hint="Remove min_duration_ms or add an onset-fms-* metric.")
+    min_durations = onset_metrics.candidates(settings_ms.get("min_duration_ms")) if onset_names else []
     device = resolve_device(options.device)
     head = build_head(protocol_name, {**chosen, "seed": options.seed}, device)
     pretrained = has_released_weights(options.model)
@@ -126,8 +152,14 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     t0 = time.perf_counter()
     settings = postprocess.settings(float(settings_ms.get("median_filter_ms", postprocess.DEFAULT_MEDIAN_FILTER_MS)),
                                     frames.hop_ms)
+    collar = onset_metrics.selection_collar(card.metric, metric_names) if onset_names else 0.0
+    chooser = (onset_metrics.MinDurationChooser(min_durations, collar, settings["median_filter_ms"])
+               if onset_names else None)
     with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance:
-        predictions = train_and_score(head, frames.frames, frames.hop_ms, index, plan, card.clip_seconds, advance)
+        predictions = train_and_score(head, frames.frames, frames.hop_ms, index, plan, card.clip_seconds, advance,
+                                      on_valid=chooser)
+    if chooser is not None:
+        settings.update(chooser.settings())
     timings["protocol_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     per_split = score_event_predictions(predictions, metric_names, settings)  # what `rescore` recomputes

@@ -7,7 +7,9 @@ at the 50 operating points and at 0.5. Record metric keys and what they are:
 - ``psds1-psds-eval``, ``psds2-psds-eval``: psds_eval over the 50 operating points;
 - ``psds1-sed-scores-eval``, ``psds2-sed-scores-eval``: sed_scores_eval on the score series;
 - ``intersection-f1`` (psds_eval macro F1), ``collar-f1-macro|micro``, ``segment-f1-macro|micro`` (sed_eval),
-  all on the detections at threshold 0.5, as the DESED baseline reports them.
+  all on the detections at threshold 0.5, as the DESED baseline reports them;
+- ``onset-fms-200ms``, ``onset-fms-50ms``: HEAR's onset-only event F-measure (sed_eval) after HEAR's
+  post-processing with the minimum duration chosen on validation (:mod:`audiobench.events.onset`).
 
 A split without reference events has no defined value (NaN, recorded as null).
 """
@@ -21,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from audiobench.errors import ProtocolError
-from audiobench.events import postprocess
+from audiobench.events import onset as onset_metrics, postprocess
 from audiobench.events.predictions import EventPredictions
 from audiobench.events.targets import frame_bounds
 from audiobench.metrics_sed.params import (COLLAR_F1, INTERSECTION_F1, PSDS_EVAL_CTTC_SCENARIO1, PSDS_SCENARIOS,
                                            SEGMENT_F1, library_version)
+from audiobench.events_hear import ONSET_COLLARS
 from audiobench.sed_io import EventTable
 
 COLUMNS = ["filename", "onset", "offset", "event_label"]
@@ -47,6 +50,9 @@ METRICS: dict[str, tuple[str, _Read, str, dict[str, Any]]] = {
                               {**PSDS_SCENARIOS["PSDS1"], "time_decimals": 6}),
     "psds2-sed-scores-eval": ("scores", lambda r: r["psds"]["PSDS2"][0], "sed_scores_eval",
                               {**PSDS_SCENARIOS["PSDS2"], "time_decimals": 6}),
+    **{name: ("onset", lambda r, name=name: r[name], "sed_eval",
+              {"t_collar": collar, "evaluate_onset": True, "evaluate_offset": False, "average": "micro"})
+       for name, collar in ONSET_COLLARS.items()},
 }
 
 
@@ -63,6 +69,9 @@ def metric_notes(names: list[str], settings: dict[str, Any]) -> dict[str, dict[s
     notes = {}
     for name in names:
         kind, _, implementation, parameters = METRICS[name]
+        if kind == "onset":
+            notes[name] = _onset_note(implementation, parameters, settings)
+            continue
         threshold = ({"operating_points": list(settings["psds_eval_thresholds"])} if name.startswith("psds")
                      else {"threshold": settings["f1_threshold"]})
         notes[name] = {"implementation": implementation, "version": library_version(implementation),
@@ -70,6 +79,17 @@ def metric_notes(names: list[str], settings: dict[str, Any]) -> dict[str, dict[s
                        "input": "median-filtered frame scores" if kind == "scores" else "median-filtered, thresholded"
                                                                                          " detections"}
     return notes
+
+
+def _onset_note(implementation: str, parameters: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    chosen = settings.get("min_duration_ms", {})
+    return {"implementation": implementation, "version": library_version(implementation),
+            "parameters": {**parameters, "median_filter_ms": settings["median_filter_ms"],
+                           "threshold": settings.get("onset_threshold", postprocess.F1_THRESHOLD),
+                           "min_duration_ms": chosen,
+                           "min_duration_ms_candidates": settings.get("min_duration_ms_candidates")},
+            "input": "HEAR post-processing of the raw frame scores (median filter, score > threshold, events of "
+                     "at least min_duration_ms, chosen per split on validation from the candidates)"}
 
 
 def _file(clip: str) -> str:
@@ -142,8 +162,13 @@ def score_event_predictions(predictions: EventPredictions, names: list[str], set
                             jobs: int = 1) -> dict[str, dict[str, float]]:
     """``{metric: {split: value}}`` in split order (what a run records and ``rescore`` recomputes)."""
     per_split = {name: {} for name in names}
+    onsets = onset_metrics.onset_names(names)
+    others = [name for name in names if name not in onsets]
     for split in predictions.split_names():
-        values = score_split(predictions, np.flatnonzero(predictions.split == split), names, settings, jobs)
+        rows = np.flatnonzero(predictions.split == split)
+        values = score_split(predictions, rows, others, settings, jobs) if others else {}
+        if onsets:
+            values.update(onset_metrics.score_onset(predictions, rows, onsets, settings, split))
         for name, value in values.items():
             per_split[name][split] = value
     return per_split

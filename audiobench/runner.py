@@ -58,6 +58,21 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
     return official_folds(index, card.folds, str(options.data_dir) if options.data_dir else None)
 
 
+def record_head(card: TaskCard, plan: Any, protocol: dict[str, Any], name: str, model: Any,
+                complexity: dict[str, Any]) -> dict[str, Any]:
+    """The first blocks of every result record: task, protocol, model and its measured complexity."""
+    return {
+        "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
+                 "label_type": card.label_type},
+        "protocol": {"official": plan.official, "splits": plan.description, **protocol},
+        "model": {"name": name, "family": model.card.family, "checkpoint_sha256": model.checkpoint_sha256,
+                  "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
+                  "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
+                  "fingerprint": model.fingerprint()},
+        "complexity": complexity,
+    }
+
+
 def _scatter(rows: Any, positions: list[int], total: int) -> Any:
     """``rows`` placed at ``positions`` of a zero array of ``total`` rows (clips a protocol never reads)."""
     import numpy as np
@@ -155,14 +170,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     timings["total_s"] = time.perf_counter() - started
 
     record = {
-        "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
-                 "label_type": card.label_type},
-        "protocol": {"official": plan.official, "splits": plan.description, **probe.describe()},
-        "model": {"name": options.model, "family": model.card.family, "checkpoint_sha256": model.checkpoint_sha256,
-                  "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
-                  "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
-                  "fingerprint": model.fingerprint()},
-        "complexity": complexity,
+        **record_head(card, plan, probe.describe(), options.model, model, complexity),
         "metrics": metrics,
         **_derived(card, complexity, metrics, predictions.group is not None),
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,

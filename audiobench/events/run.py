@@ -105,7 +105,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     from audiobench.models.loading import has_released_weights, load_model
     from audiobench.registry import DATASETS
     from audiobench.results import check_writable, read_record, summarise, write_record
-    from audiobench.runner import Reporter, _derived, _splits
+    from audiobench.runner import Reporter, _derived, _splits, record_head
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
@@ -168,14 +168,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     timings["total_s"] = time.perf_counter() - started
 
     record = {
-        "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
-                 "label_type": card.label_type},
-        "protocol": {"official": plan.official, "splits": plan.description, **head.describe()},
-        "model": {"name": options.model, "family": model.card.family, "checkpoint_sha256": model.checkpoint_sha256,
-                  "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
-                  "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
-                  "fingerprint": model.fingerprint()},
-        "complexity": complexity,
+        **record_head(card, plan, head.describe(), options.model, model, complexity),
         "metrics": metrics,
         "metric_notes": metric_notes(metric_names, settings),
         "postprocessing": settings,

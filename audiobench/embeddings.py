@@ -118,6 +118,21 @@ def _raise_failure(failure: ClipFailure, clip: Clip) -> None:
     raise AudioFileError(f"Clip {clip.clip_id!r}: {failure.message}", hint=hint)
 
 
+def check_batch(failures: list[ClipFailure], batch: list[Clip]) -> None:
+    """Raise the first audio failure of a decoded batch as a clear error naming its clip."""
+    if failures:
+        first = failures[0]
+        _raise_failure(first, next(clip for clip in batch if str(clip.path) == first.path))
+
+
+def check_finite(model: AudioModel, clip: Clip, values: np.ndarray) -> None:
+    """Refuse a model output with NaN or infinite values (nothing is cached for that clip)."""
+    if not np.isfinite(values).all():
+        raise AudiobenchError(f"Model {model.card.name!r} produced NaN or infinite values for clip "
+                              f"{clip.clip_id!r} ({clip.path}).",
+                              hint="Check the clip (silence, clipping) and the checkpoint; nothing was cached for it.")
+
+
 def clip_key(path: Path, seconds: float | None) -> str:
     """Cache key of one clip: its audio bytes and the length the model sees."""
     return stable_hash({"audio": file_digest(path), "seconds": seconds})
@@ -195,18 +210,11 @@ def extract_embeddings(
         embed = kind.from_inputs(model) if stage is not None else kind.from_waveforms(model)
         with torch.inference_mode():
             for positions, inputs, failures in loader:
-                if failures:
-                    first = failures[0]
-                    _raise_failure(first, next(clips[todo[p]] for p in positions.tolist()
-                                               if str(clips[todo[p]].path) == first.path))
+                check_batch(failures, [clips[todo[p]] for p in positions.tolist()])
                 embeddings = embed(inputs.to(device)).float().cpu().numpy()
                 for position, embedding in zip(positions.tolist(), embeddings):
                     index = todo[position]
-                    if not np.isfinite(embedding).all():
-                        raise AudiobenchError(
-                            f"Model {model.card.name!r} produced NaN or infinite values for clip "
-                            f"{clips[index].clip_id!r} ({clips[index].path}).",
-                            hint="Check the clip (silence, clipping) and the checkpoint; nothing was cached for it.")
+                    check_finite(model, clips[index], embedding)
                     result[index] = embedding
                     if cache is not None:
                         cache.put(keys[index], embedding)

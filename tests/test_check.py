@@ -122,32 +122,16 @@ def test_changed_model_fails(synthetic_results: Path, tmp_path: Path, monkeypatc
     assert any(r["status"] == "FAIL" and "re-run" in r["quantity"] for r in _rows(result))
 
 
-def test_reference_predictions_on_the_metro_clip(tmp_path: Path) -> None:
-    if not (SHARED / "data" / "tau22" / "metro_station-paris.wav").is_file():
-        pytest.skip("shared reference material not found")
+def _reproduce_only(kind: str, keys: tuple[str, ...], tmp_path: Path):
+    """``check --section reproduce`` on an empty results folder with only the spec's ``kind`` cases
+    (their paths, relative to the checkout, made absolute)."""
     spec = yaml.safe_load((data_dir("leaderboards") / "regression.yaml").read_text())
     root = data_dir("leaderboards").parent
-    spec["reproductions"]["sed"] = []  # checked by test_desed_scoring_reproduction below
-    for case in spec["reproductions"]["predictions"]:  # the spec's paths are relative to the checkout
-        case["checkpoint"], case["audio"] = (str(root / case[key]) for key in ("checkpoint", "audio"))
-    path = tmp_path / "regression.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    empty = tmp_path / "results"
-    empty.mkdir()
-    result = check("--section", "reproduce", "--results", str(empty), "--spec", str(path))
-    assert result.exit_code == 0, result.output
-    rows = _rows(result)
-    assert {r["subject"] for r in rows if r["status"] == "pass"} == {"mn04-metro", "cpmobile-metro"}
-
-
-def test_desed_scoring_reproduction(tmp_path: Path) -> None:
-    if not (SHARED / "data" / "desed" / "validation.tsv").is_file():
-        pytest.skip("shared reference material not found")
-    spec = yaml.safe_load((data_dir("leaderboards") / "regression.yaml").read_text())
-    root = data_dir("leaderboards").parent
-    spec["reproductions"]["predictions"] = []
-    for case in spec["reproductions"]["sed"]:
-        for key in ("ground_truth", "durations", "detections", "f1_detections"):
+    for other in ("predictions", "sed"):
+        if other != kind:
+            spec["reproductions"][other] = []
+    for case in spec["reproductions"][kind]:
+        for key in keys:
             case[key] = str(root / case[key])
     path = tmp_path / "regression.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -155,5 +139,18 @@ def test_desed_scoring_reproduction(tmp_path: Path) -> None:
     empty.mkdir()
     result = check("--section", "reproduce", "--results", str(empty), "--spec", str(path))
     assert result.exit_code == 0, result.output
-    rows = _rows(result)
+    return _rows(result)
+
+
+def test_reference_predictions_on_the_metro_clip(tmp_path: Path) -> None:
+    if not (SHARED / "data" / "tau22" / "metro_station-paris.wav").is_file():
+        pytest.skip("shared reference material not found")
+    rows = _reproduce_only("predictions", ("checkpoint", "audio"), tmp_path)
+    assert {r["subject"] for r in rows if r["status"] == "pass"} == {"mn04-metro", "cpmobile-metro"}
+
+
+def test_desed_scoring_reproduction(tmp_path: Path) -> None:
+    if not (SHARED / "data" / "desed" / "validation.tsv").is_file():
+        pytest.skip("shared reference material not found")
+    rows = _reproduce_only("sed", ("ground_truth", "durations", "detections", "f1_detections"), tmp_path)
     assert {r["quantity"] for r in rows if r["status"] == "pass"} >= {"PSDS1", "PSDS2", "collar_F1_macro"}

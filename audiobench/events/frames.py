@@ -17,9 +17,8 @@ from torch.utils.data import DataLoader
 
 from audiobench.cache import EmbeddingCache
 from audiobench.datasets.base import Clip
-from audiobench.embeddings import (ClipAudio, EmbeddingStats, StagedBatch, _raise_failure, _warn_damaged, clip_key,
-                                   default_num_workers, input_pipeline)
-from audiobench.errors import AudiobenchError
+from audiobench.embeddings import (ClipAudio, EmbeddingStats, StagedBatch, _warn_damaged, check_batch, check_finite,
+                                   clip_key, default_num_workers, input_pipeline)
 from audiobench.models.base import AudioModel
 
 HOP_MS = 50.0  # the fixed timestamp hop of every model's embed_frames (audiobench/models/base.py)
@@ -96,19 +95,12 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
                             collate_fn=StagedBatch(None))
         with torch.inference_mode():
             for positions, waveforms, failures in loader:
-                if failures:
-                    first = failures[0]
-                    _raise_failure(first, next(clips[todo[p]] for p in positions.tolist()
-                                               if str(clips[todo[p]].path) == first.path))
+                check_batch(failures, [clips[todo[p]] for p in positions.tolist()])
                 frames, _ = model.embed_frames(waveforms.to(model.device), window_ms=window_ms, hop_ms=hop_ms)
                 frames = frames.float().cpu().numpy()
                 for position, clip_frames in zip(positions.tolist(), frames):
                     index = todo[position]
-                    if not np.isfinite(clip_frames).all():
-                        raise AudiobenchError(
-                            f"Model {model.card.name!r} produced NaN or infinite frame embeddings for clip "
-                            f"{clips[index].clip_id!r} ({clips[index].path}).",
-                            hint="Check the clip (silence, clipping) and the checkpoint; nothing was cached for it.")
+                    check_finite(model, clips[index], clip_frames)
                     result[index] = clip_frames
                     if cache is not None:
                         cache.put(keys[index], clip_frames.reshape(-1))

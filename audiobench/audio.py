@@ -11,8 +11,8 @@ import soundfile as sf
 import soxr
 
 from audiobench.errors import AudioFileError
+from audiobench.input_pipeline import RESAMPLER_QUALITY
 
-RESAMPLER_QUALITY = "HQ"  # soxr quality; part of the embedding cache key
 RESAMPLE_MARGIN_SECONDS = 0.1  # source audio decoded past a crop's end so soxr's filter sees real samples there
 _BLOCK_FRAMES = 65536  # block size of the read when a format does not report its length
 

@@ -7,6 +7,7 @@ Heavy modules (torch, models) are imported inside the commands that need them, s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -67,7 +68,8 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
         except typer.Exit:
             raise  # a command's own exit code (e.g. 1 = a check failed)
         except KeyboardInterrupt:
-            _fail("Interrupted.", "Run the same command again: finished embeddings are cached and reused.",
+            _fail("Interrupted.", "Run the same command again: finished embeddings are cached and reused "
+                  "(fine-tuning: add --resume to continue after the last finished epoch).",
                   kwargs.get("as_json", False), code=130)
         except Exception as error:  # noqa: BLE001 - last resort: no traceback for users unless asked
             if os.environ.get("AUDIOBENCH_DEBUG"):
@@ -86,9 +88,11 @@ def _print_warning(message: Warning | str, category: type[Warning], *args: Any, 
 def _fail(message: str, hint: str | None, as_json: bool, code: int = 2) -> None:
     if as_json:
         _print_json({"error": message, "hint": hint})
-    err.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages may hold brackets, e.g. efficient-audiobench[ray]
+
+    err.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        err.print(f"[yellow]What to do:[/] {hint}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]What to do:[/] {escape(hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -192,21 +196,40 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Seed of the CV shuffling and the probe."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto uses a GPU when there is one)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Clips per forward pass."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Audio decoding workers (default: CPUs-1, max 4)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                          help="Audio decoding workers (default: planned from the thread budget)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1,
+                                          help="Thread budget for decoding workers + compute (default: "
+                                               "$AUDIOBENCH_THREADS, else the available cores)."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32 | bf16 | fp16: autocast of the model's forward (kept in the cache key "
+                                       "and the record)."),
+    memory_budget: float = typer.Option(4096.0, "--memory-budget", min=1.0,
+                                        help="MB of model outputs held in memory; past it they stay on disk and "
+                                             "the linear probe streams them."),
     output_dir: Path = typer.Option(Path("results"), "--output-dir", "-o", help="Where the result record goes."),
     download: bool = typer.Option(False, "--download", help="Download the dataset into the cache if missing."),
     probe_c: Optional[str] = typer.Option(None, "--probe-c", help="Probe regularisation C, or 'auto' (inner CV)."),
     protocol: Optional[str] = typer.Option(None, "--protocol",
-                                           help="linear-probe | mlp-probe | pretrained-head (default: the task card's)."),
+                                           help="linear-probe | mlp-probe | pretrained-head | finetune (default: the task card's)."),
     dataset_option: list[str] = typer.Option(None, "--dataset-option",
                                              help="KEY=VALUE for the dataset loader, e.g. split=25 (repeatable)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe",
+                                         help="--protocol finetune: training recipe (default: the published one "
+                                              "for the model family and task; see docs/finetune.md)."),
+    recipe_option: list[str] = typer.Option(None, "--recipe-option",
+                                            help="KEY=VALUE overriding a recipe field, e.g. lr=1e-4 (repeatable)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="--protocol finetune: override the epochs."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="--protocol finetune: continue from the last checkpoint of the same run."),
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate a model on a task and write a result record."""
     from audiobench.runner import run as run_task
 
     options = _run_options(task, model, data_dir, checkpoint, cv, seed, device, batch_size, workers, output_dir,
-                           download, probe_c, protocol, dataset_option)
+                           download, probe_c, protocol, dataset_option, threads, precision, memory_budget)
+    options = dataclasses.replace(options, **_recipe_fields(recipe, recipe_option, epochs, resume))
     record, path = run_task(options, RichReporter())
     if as_json:
         return _print_json({**record, "record_path": str(path)})
@@ -216,13 +239,37 @@ def run(
 def _run_options(task: str, model: str, data_dir: Optional[Path], checkpoint: Optional[Path], cv: Optional[int],
                  seed: int, device: str, batch_size: int, workers: Optional[int], output_dir: Path, download: bool,
                  probe_c: Optional[str], protocol: Optional[str] = None, dataset_option: Optional[list[str]] = None,
+                 threads: Optional[int] = None, precision: str = "fp32", memory_budget: float = 4096.0,
                  **unused: Any) -> Any:
-    from audiobench.runner import RunOptions
-
-    return RunOptions(task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
+    return _with_recipe(unused, task=task, model=model, data_dir=data_dir, checkpoint=checkpoint, cv=cv, seed=seed,
                       device=device, batch_size=batch_size, num_workers=workers, output_dir=output_dir,
                       download=download, protocol=protocol, probe_options=_parse_c(probe_c),
-                      dataset_options=_parse_options(dataset_option or []))
+                      dataset_options=_parse_options(dataset_option or []), threads=threads,
+                      precision=_checked_precision(precision), memory_budget_mb=memory_budget)
+
+
+def _recipe_fields(recipe: Optional[str], recipe_option: Optional[list[str]], epochs: Optional[int],
+                   resume: bool) -> dict[str, Any]:
+    """The fine-tuning fields of RunOptions from --recipe, --recipe-option, --epochs and --resume."""
+    from audiobench.finetune.recipes import parse_recipe_options
+
+    return {"recipe": recipe, "recipe_options": parse_recipe_options(recipe_option or []), "epochs": epochs,
+            "resume": bool(resume)}
+
+
+def _with_recipe(extra: dict[str, Any], **fields: Any) -> Any:
+    """RunOptions of ``fields`` plus the fine-tuning options found in ``extra`` (parsed run arguments)."""
+    from audiobench.runner import RunOptions
+
+    return RunOptions(**fields, **_recipe_fields(extra.get("recipe"), extra.get("recipe_option"),
+                                                 extra.get("epochs"), bool(extra.get("resume", False))))
+
+
+def _checked_precision(precision: str) -> str:
+    from audiobench.output_cache import precision_key
+
+    precision_key(precision)  # an unknown name is a clear error
+    return precision
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
@@ -374,3 +421,4 @@ def main() -> None:
 
 
 from audiobench import cli_report  # noqa: E402,F401 - registers the report commands on `app`
+from audiobench import cli_sweep  # noqa: E402,F401 - registers the sweep command on `app`

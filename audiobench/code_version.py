@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable
 
 PACKAGE = "audiobench"
@@ -39,12 +39,24 @@ def _excluded(module: str) -> bool:
     return any(module == prefix or module.startswith(prefix + ".") for prefix in NOT_OUTPUT_AFFECTING)
 
 
-def _source(module: str) -> str | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+def _module_file(module: str) -> Path | None:
+    """The source file of an ``audiobench`` module, found on disk without importing anything.
+
+    (``importlib.util.find_spec("a.b.c")`` imports ``a.b``, which would import torch for most model modules.)
+    """
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
         return None
-    with open(spec.origin, encoding="utf-8") as handle:
-        return handle.read()
+    base = Path(__file__).resolve().parent.joinpath(*parts[1:])
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _source(module: str) -> str | None:
+    path = _module_file(module)
+    return path.read_text(encoding="utf-8") if path is not None else None
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -99,15 +111,12 @@ def _imported_modules(module: str, tree: ast.Module) -> set[str]:
 
 
 def _is_package(module: str) -> bool:
-    spec = importlib.util.find_spec(module)
-    return bool(spec and spec.submodule_search_locations)
+    path = _module_file(module)
+    return path is not None and path.name == "__init__.py"
 
 
 def _exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    return _module_file(module) is not None
 
 
 @lru_cache(maxsize=None)

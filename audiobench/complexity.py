@@ -323,50 +323,25 @@ def cached_complexity(model: AudioModel) -> dict[str, Any]:
     The count is deterministic for a given model fingerprint (which includes the model's code version), the
     counting code and the torch version, so a repeated ``audiobench run`` reads it instead of counting again.
     An entry is used only when its checksum verifies and its model name and parameter count (cheap to
-    recount) agree with the model; otherwise it is counted again, with a warning naming the file.
+    recount) agree with the model; otherwise it is counted again, with a warning naming the file
+    (:mod:`audiobench.complexity_cache`).
     """
-    import json
     import warnings
 
-    from audiobench.atomic import atomic_write_bytes
-    from audiobench.cache import stable_hash
-    from audiobench.cachedir import cache_subdir
-    from audiobench.code_version import implementation_version
+    from audiobench.complexity_cache import entry_path, entry_problem, read_entry, write_entry
     from audiobench.errors import CacheWarning
 
-    key = stable_hash({"model": model.fingerprint(), "torch": torch.__version__,
-                       "counter": implementation_version([__name__])})
-    path = cache_subdir("complexity") / f"{key[:24]}.json"
+    fingerprint = model.fingerprint()
+    network = model.network
+    params = sum(p.numel() for p in network.parameters()) if network is not None else 0
+    path = entry_path(fingerprint)
     if path.is_file():
-        problem = _cached_record_problem(path, model)
+        problem = entry_problem(path, model.card.name, params)
         if problem is None:
-            return json.loads(path.read_text())["record"]
+            return read_entry(fingerprint, model.card.name, params)
         warnings.warn(f"Damaged complexity cache entry {path}: {problem}; counting again.", CacheWarning,
                       stacklevel=2)
         path.unlink(missing_ok=True)
     record = measure_complexity(model, measure_latency=False)
-    atomic_write_bytes(path, json.dumps({"record": record, "sha256": stable_hash(record)}).encode())
+    write_entry(fingerprint, record)
     return record
-
-
-def _cached_record_problem(path: Path, model: AudioModel) -> str | None:
-    """Why the cached complexity entry at ``path`` cannot be used for ``model`` (None when it can)."""
-    import json
-
-    from audiobench.cache import stable_hash
-
-    try:
-        entry = json.loads(path.read_text())
-        record, checksum = entry["record"], entry["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return f"unreadable ({type(error).__name__})"
-    if stable_hash(record) != checksum:
-        return "checksum mismatch (edited or damaged)"
-    network = model.network
-    params = sum(p.numel() for p in network.parameters()) if network is not None else 0
-    try:
-        if record["model"] != model.card.name or record["params"]["total"] != params:
-            return "it describes another model"
-    except (KeyError, TypeError):
-        return "incomplete record"
-    return None

@@ -1,128 +1,65 @@
 """Compute clip embeddings in batches, once: cached entries are reused, missing ones computed.
 
-Audio is decoded and resampled in DataLoader workers, which on CPU also run the model's weight-free
-input stage (the log-mel front-end), while the main process runs the network; see
-``benchmarks/embedding_throughput.py`` for the cost of each stage.
+Audio comes from the audio cache or is decoded once into it (:mod:`audiobench.clip_batches`); decoding
+workers and compute threads share one thread budget (:mod:`audiobench.threads`). See
+``benchmarks/embedding_throughput.py`` for the cost of each stage against the bare network.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
 
-from audiobench.audio import RESAMPLER_QUALITY, load_audio
-from audiobench.cache import EmbeddingCache, file_digest, stable_hash
-from audiobench.code_version import implementation_version
+from audiobench.cache import EmbeddingCache
+from audiobench.clip_batches import ClipAudio, ClipBatches, ClipFailure, StagedBatch, check_batch
 from audiobench.datasets.base import Clip
-from audiobench.errors import AudiobenchError, AudioFileError, CacheWarning
+from audiobench.errors import AudiobenchError, CacheWarning
+from audiobench.input_pipeline import PIPELINE_MODULES, clip_key, clip_keys, input_pipeline
 from audiobench.models.base import AudioModel
+from audiobench.output_rows import OutputRows
+from audiobench.output_cache import PRECISION_NAMES, cache_for_fingerprint, precision_key
+from audiobench.threads import ThreadPlan, apply_compute_threads, plan_threads
 
-#: Modules whose code decides the waveform a model sees and how embeddings are batched.
-PIPELINE_MODULES = ("audiobench.audio", "audiobench.embeddings")
+__all__ = ["ClipAudio", "ClipBatches", "ClipFailure", "EmbeddingStats", "OUTPUTS", "PIPELINE_MODULES", "StagedBatch",
+           "cache_for", "cache_for_fingerprint", "check_batch", "clip_key", "extract_embeddings", "input_pipeline"]
 
+AUDIO_CACHE_GB_ENV = "AUDIOBENCH_AUDIO_CACHE_GB"  # largest audio cache a run may fill; 0 turns it off
+DEFAULT_AUDIO_CACHE_GB = 64.0
+UNKNOWN_CLIP_SECONDS = 10.0  # size estimate for whole clips of unknown duration
 
-@lru_cache(maxsize=None)
-def input_pipeline(sample_rate: int) -> dict[str, Any]:
-    """Everything between an audio file and the model's input, for the embedding cache key.
-
-    The clip length is part of each clip's key (:func:`clip_key`); library versions are included because
-    a new decoder or resampler can change the samples.
-    """
-    return {
-        "sample_rate": sample_rate, "decoder": f"soundfile {sf.__version__} / {sf.__libsndfile_version__}",
-        "mono": "mean of channels", "resampler": f"soxr {soxr.__version__} quality {RESAMPLER_QUALITY}",
-        "crop": "keep the start", "pad": "zeros at the end", "torch": torch.__version__, "numpy": np.__version__,
-        "implementation": implementation_version(PIPELINE_MODULES),
-    }
+#: Autocast dtypes of ``--precision`` (``fp32`` runs without autocast).
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+assert tuple(PRECISIONS) == PRECISION_NAMES
 
 
 @dataclass
 class EmbeddingStats:
-    """How many embeddings were reused from the cache and how many were computed."""
+    """How many embeddings were reused from the cache and how many were computed, and how."""
 
     total: int
     reused: int
     computed: int
+    decoded: int = 0  # clips decoded from their files (the rest of the computed ones came from the audio cache)
+    threads: dict[str, Any] | None = field(default=None)
+
+    def describe(self) -> dict[str, Any]:
+        """The record's view: counts, plus the audio source and thread plan when something was computed."""
+        out: dict[str, Any] = {"total": self.total, "computed": self.computed, "reused": self.reused}
+        if self.computed:
+            out.update(decoded=self.decoded, from_audio_cache=self.computed - self.decoded, threads=self.threads)
+        return out
 
 
 def default_num_workers() -> int:
-    """Audio-decoding workers: one less than the CPU count, at most 4 (0 = decode in-process)."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
-
-
-@dataclass(frozen=True)
-class ClipFailure:
-    """An audio file that could not be loaded in a worker (picklable, so it crosses processes intact)."""
-
-    path: str
-    message: str
-    hint: str | None
-
-
-class ClipAudio(Dataset):
-    """Waveforms of ``clips`` at the model's sample rate, padded/cropped to ``seconds``.
-
-    An unreadable file yields a :class:`ClipFailure` instead of raising, so the main process can report
-    the file and the reason rather than a DataLoader worker traceback.
-    """
-
-    def __init__(self, clips: Sequence[Clip], sample_rate: int, seconds: float | None) -> None:
-        self.clips, self.sample_rate, self.seconds = list(clips), sample_rate, seconds
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | ClipFailure]:
-        path = self.clips[index].path
-        try:
-            waveform = load_audio(path, self.sample_rate, self.seconds)
-        except AudiobenchError as error:
-            return index, ClipFailure(str(path), str(error), error.hint)
-        return index, torch.from_numpy(waveform)
-
-
-class StagedBatch:
-    """DataLoader ``collate_fn``: stacks waveforms and runs the model's input stage (``stage``) if given.
-
-    Returns ``(positions, inputs, failures)``; with failures, ``inputs`` is None.
-    """
-
-    def __init__(self, stage: torch.nn.Module | None) -> None:
-        self.stage = stage
-
-    def __call__(self, items: list[tuple[int, Any]]) -> tuple[torch.Tensor, torch.Tensor | None, list[ClipFailure]]:
-        failures = [item for _, item in items if isinstance(item, ClipFailure)]
-        positions = torch.tensor([index for index, _ in items])
-        if failures:
-            return positions, None, failures
-        waveforms = default_collate([waveform for _, waveform in items])
-        if self.stage is None:
-            return positions, waveforms, []
-        with torch.inference_mode():
-            return positions, self.stage(waveforms), []
-
-
-def _raise_failure(failure: ClipFailure, clip: Clip) -> None:
-    hint = (f"{failure.hint + ' ' if failure.hint else ''}Or remove {Path(failure.path).name} from the dataset "
-            f"folder: the run then lists it as missing (and is not official).")
-    raise AudioFileError(f"Clip {clip.clip_id!r}: {failure.message}", hint=hint)
-
-
-def check_batch(failures: list[ClipFailure], batch: list[Clip]) -> None:
-    """Raise the first audio failure of a decoded batch as a clear error naming its clip."""
-    if failures:
-        first = failures[0]
-        _raise_failure(first, next(clip for clip in batch if str(clip.path) == first.path))
+    """Audio-decoding workers of the automatic thread plan for CPU decoding (see :mod:`audiobench.threads`)."""
+    return plan_threads("cpu", clips_to_decode=1 << 20).workers
 
 
 def check_finite(model: AudioModel, clip: Clip, values: np.ndarray) -> None:
@@ -131,11 +68,6 @@ def check_finite(model: AudioModel, clip: Clip, values: np.ndarray) -> None:
         raise AudiobenchError(f"Model {model.card.name!r} produced NaN or infinite values for clip "
                               f"{clip.clip_id!r} ({clip.path}).",
                               hint="Check the clip (silence, clipping) and the checkpoint; nothing was cached for it.")
-
-
-def clip_key(path: Path, seconds: float | None) -> str:
-    """Cache key of one clip: its audio bytes and the length the model sees."""
-    return stable_hash({"audio": file_digest(path), "seconds": seconds})
 
 
 @dataclass(frozen=True)
@@ -151,16 +83,16 @@ class ModelOutput:
 OUTPUTS: dict[str, ModelOutput] = {
     "embedding": ModelOutput("embedding", lambda m: m.embed, lambda m: m.embed_inputs, lambda m: m.embedding_dim),
     "head": ModelOutput("head", lambda m: m.probabilities, lambda m: m.head_inputs, lambda m: m.card.num_classes or 0),
+    "logits": ModelOutput("logits", lambda m: m.logits, lambda m: m.logits_inputs, lambda m: m.card.num_classes or 0),
 }
 
 
-def cache_for(model: AudioModel, root: Path, output: str = "embedding") -> EmbeddingCache:
+def cache_for(model: AudioModel, root: Path, output: str = "embedding", precision: str = "fp32") -> EmbeddingCache:
     """The embedding cache of ``model`` under ``root``: keyed by the model's fingerprint (weights, config,
-    front-end, code version), the input pipeline and the output kind; every entry must be a vector of the
-    output's size."""
-    extra = {} if output == "embedding" else {"output": output}
-    return EmbeddingCache(root, {**model.fingerprint(), "input": input_pipeline(model.sample_rate), **extra},
-                          shape=(OUTPUTS[output].size(model),))
+    front-end, code version), the input pipeline, the output kind and the precision; every entry must be a
+    vector of the output's size."""
+    return cache_for_fingerprint(model.fingerprint(), model.sample_rate, OUTPUTS[output].size(model), root, output,
+                                 precision)
 
 
 def _warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
@@ -172,6 +104,36 @@ def _warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
                       f"being recomputed.", CacheWarning, stacklevel=3)
 
 
+def audio_cache_for(sample_rate: int, seconds: float | None, clips: Sequence[Clip], enabled: bool | None = None):
+    """The shared audio cache at ``sample_rate`` and crop ``seconds``, or None when it is off or would grow past
+    ``$AUDIOBENCH_AUDIO_CACHE_GB`` (default 64 GB) for these clips."""
+    from audiobench.audio_cache import default_audio_cache
+
+    if enabled is None:
+        limit = float(os.environ.get(AUDIO_CACHE_GB_ENV, DEFAULT_AUDIO_CACHE_GB))
+        clip_seconds = sum(seconds or c.duration or UNKNOWN_CLIP_SECONDS for c in clips)
+        enabled = 0 < clip_seconds * sample_rate * 4 / 1e9 <= limit
+    return default_audio_cache(sample_rate, seconds, input_pipeline(sample_rate)) if enabled else None
+
+
+@contextlib.contextmanager
+def compute_threads(plan: ThreadPlan) -> Iterator[None]:
+    """Run with the plan's compute threads, then give torch its previous thread count back."""
+    before = torch.get_num_threads()
+    apply_compute_threads(plan)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast to the precision's dtype on ``device`` (a no-op context for fp32)."""
+    precision_key(precision)
+    dtype = PRECISIONS[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
 def extract_embeddings(
     model: AudioModel,
     clips: Sequence[Clip],
@@ -181,44 +143,61 @@ def extract_embeddings(
     num_workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     output: str = "embedding",
+    threads: int | None = None,
+    use_audio_cache: bool | None = None,
+    precision: str = "fp32",
+    rows: OutputRows | None = None,
 ) -> tuple[np.ndarray, EmbeddingStats]:
     """Embeddings ``[len(clips), D]`` in clip order, plus reuse statistics.
 
     Every finished batch is written to ``cache`` at once, so an interrupted extraction resumes.
     ``on_progress(n)`` is called with the number of clips done since the last call. ``output="head"``
     extracts the pretrained head's probabilities ``[len(clips), num_classes]`` instead (see :data:`OUTPUTS`).
+    ``threads``/``num_workers`` override the automatic thread plan; ``use_audio_cache`` None decides by size.
+    With ``rows`` (e.g. an on-disk feature matrix, :mod:`audiobench.output_rows`) the outputs are written
+    there and ``rows.result()`` is returned, so memory never holds all of them.
     """
-    keys = [clip_key(c.path, seconds) for c in clips]
-    result: list[np.ndarray | None] = [cache.get(k) if cache is not None else None for k in keys]
+    keys, digests = clip_keys([c.path for c in clips], seconds)
+    rows = rows if rows is not None else OutputRows(len(clips), OUTPUTS[output].size(model))
+    todo = []
+    for index, key in enumerate(keys):
+        cached = cache.get(key) if cache is not None else None
+        if cached is None:
+            todo.append(index)
+        else:
+            rows.put(index, cached)
     if cache is not None:
         _warn_damaged(cache)
-    todo = [i for i, e in enumerate(result) if e is None]
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))
+    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo))
     if todo:
-        workers = default_num_workers() if num_workers is None else num_workers
+        todo_clips, todo_digests = [clips[i] for i in todo], [digests[i] for i in todo]
+        audio = audio_cache_for(model.sample_rate, seconds, todo_clips, use_audio_cache)
+        stats.decoded = len(audio.missing(todo_digests)) if audio is not None else len(todo)
         device = model.device
-        # On CPU with workers, the (weight-free) input stage runs in the workers, beside the network.
-        stage = model.input_stage() if workers > 0 and device.type == "cpu" else None
-        loader = DataLoader(
-            ClipAudio([clips[i] for i in todo], model.sample_rate, seconds),
-            batch_size=batch_size if seconds is not None else 1,
-            num_workers=workers,
-            collate_fn=StagedBatch(stage),
-        )
+        plan = plan_threads(device.type, stats.decoded, threads, num_workers)
+        stats.threads = plan.describe()
         kind = OUTPUTS[output]
-        embed = kind.from_inputs(model) if stage is not None else kind.from_waveforms(model)
-        with torch.inference_mode():
-            for positions, inputs, failures in loader:
-                check_batch(failures, [clips[todo[p]] for p in positions.tolist()])
-                embeddings = embed(inputs.to(device)).float().cpu().numpy()
-                for position, embedding in zip(positions.tolist(), embeddings):
+        batches = ClipBatches(todo_clips, model.sample_rate, seconds, device, plan, batch_size, model.input_stage(),
+                              audio, todo_digests)
+        with compute_threads(plan), torch.inference_mode(), autocast(device, precision):
+            for positions, inputs, staged in batches:
+                embed = kind.from_inputs(model) if staged else kind.from_waveforms(model)
+                embeddings = embed(inputs).float().cpu().numpy()
+                for position, embedding in zip(positions, embeddings):
                     index = todo[position]
                     check_finite(model, clips[index], embedding)
-                    result[index] = embedding
+                    rows.put(index, embedding)
                     if cache is not None:
                         cache.put(keys[index], embedding)
                 if on_progress is not None:
                     on_progress(len(positions))
-    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo))
-    return np.stack(result) if result else np.zeros((0, OUTPUTS[output].size(model)), np.float32), stats
+        if audio is not None:
+            _warn_damaged_audio(audio)
+    return rows.result(), stats
+
+
+def _warn_damaged_audio(audio: Any) -> None:
+    for key, reason in audio.take_damaged()[:5]:
+        warnings.warn(f"Damaged audio cache entry {key}: {reason}; it was decoded again.", CacheWarning, stacklevel=3)

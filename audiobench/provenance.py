@@ -37,8 +37,10 @@ def git_revision(directory: Path | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-def device_description(device: str) -> str:
-    """Human-readable name of the compute device."""
+def device_description(device: str | None) -> str:
+    """Human-readable name of the compute device (None: nothing was computed on a device)."""
+    if device is None:
+        return "none (every model output came from the cache; the model was not built)"
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -46,7 +48,7 @@ def device_description(device: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def collect(device: str, seed: int) -> dict[str, Any]:
+def collect(device: str | None, seed: int) -> dict[str, Any]:
     """The provenance block of a result record."""
     return {
         "audiobench_version": audiobench.__version__,

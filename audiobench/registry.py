@@ -191,10 +191,12 @@ def _register_builtins() -> None:
     DATASETS.register("csv", "audiobench.datasets.generic:load_csv")
     DATASETS.register("desed", "audiobench.datasets.desed:load_desed")
     PROTOCOLS.register("linear-probe", "audiobench.protocols.probe:LinearProbe")
+    PROTOCOLS.register("linear-probe-streaming", "audiobench.protocols.streaming:StreamingLinearProbe")
     PROTOCOLS.register("mlp-probe", "audiobench.protocols.mlp:MLPProbe")
     PROTOCOLS.register("pretrained-head", "audiobench.protocols.pretrained_head:PretrainedHead")
     PROTOCOLS.register("frame-linear", "audiobench.events.heads:FrameLinear")
     PROTOCOLS.register("frame-gru", "audiobench.events.heads:FrameGRU")
+    PROTOCOLS.register("finetune", "audiobench.finetune.run:run_finetune")  # dispatched by runner.run
     METRICS.register("accuracy", "audiobench.metrics:accuracy")
     METRICS.register("class-macro-accuracy", "audiobench.metrics:class_macro_accuracy")
     METRICS.register("mAP", "audiobench.metrics:mean_average_precision")

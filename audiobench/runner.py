@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from audiobench.cachedir import cache_subdir
+import numpy as np
+
 from audiobench.datasets.base import DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
 from audiobench.registry import DATASETS, PROTOCOLS
@@ -28,11 +29,18 @@ class RunOptions:
     device: str = "auto"
     batch_size: int = 32
     num_workers: int | None = None
+    threads: int | None = None  # the thread budget (default: $AUDIOBENCH_THREADS, else the available cores)
+    precision: str = "fp32"  # fp32, or bf16/fp16 autocast of the model's forward
+    memory_budget_mb: float | None = 4096.0  # outputs past it live on disk and probes stream them (None: no limit)
     output_dir: Path = Path("results")
     download: bool = False
     protocol: str | None = None  # None: the task card's protocol
     dataset_options: dict[str, Any] = field(default_factory=dict)  # override the card's (e.g. TAU22 split=25)
     probe_options: dict[str, Any] = field(default_factory=dict)
+    recipe: str | None = None  # --protocol finetune: recipe name (None: the default for model family and task)
+    recipe_options: dict[str, Any] = field(default_factory=dict)  # override recipe fields (--recipe-option)
+    epochs: int | None = None  # override the recipe's epochs
+    resume: bool = False  # continue fine-tuning from the last checkpoint of the same run
 
 
 class Reporter:
@@ -47,6 +55,22 @@ class Reporter:
         yield lambda n: None
 
 
+def load_task_index(card: TaskCard, options: RunOptions) -> tuple[DatasetIndex, dict[str, Any]]:
+    """The task's dataset, loaded with the card's and the user's dataset options (returned too), checked to
+    give the card's kind of labels (one class, or sets of classes, per clip; event tasks check their own)."""
+    dataset_options = {**card.dataset_options, **options.dataset_options}
+    try:
+        index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **dataset_options)
+    except TypeError as error:  # an option the loader does not take
+        raise DatasetError(f"Dataset {card.dataset!r} does not take the options {sorted(dataset_options)} ({error}).",
+                           hint="Check --dataset-option names against the dataset's loader.") from None
+    if card.label_type != "events" and card.label_type != ("multilabel" if index.multilabel else "multiclass"):
+        raise DatasetError(f"Task {card.name!r} is {card.label_type} but the dataset gives "
+                           f"{'sets of classes' if index.multilabel else 'one class per clip'}.",
+                           hint="Fix the card's label_type or the dataset options (e.g. label_separator).")
+    return index, dataset_options
+
+
 def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
     from audiobench.protocols.splits import cross_validation, fixed_splits, official_folds
 
@@ -58,25 +82,21 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
     return official_folds(index, card.folds, str(options.data_dir) if options.data_dir else None)
 
 
-def record_head(card: TaskCard, plan: Any, protocol: dict[str, Any], name: str, model: Any,
+def record_head(card: TaskCard, plan: Any, protocol: dict[str, Any], model: dict[str, Any],
                 complexity: dict[str, Any]) -> dict[str, Any]:
-    """The first blocks of every result record: task, protocol, model and its measured complexity."""
+    """The first blocks of every result record: task, protocol, model (its block, see
+    :func:`audiobench.model_outputs.model_block`) and its measured complexity."""
     return {
         "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
                  "label_type": card.label_type},
         "protocol": {"official": plan.official, "splits": plan.description, **protocol},
-        "model": {"name": name, "family": model.card.family, "checkpoint_sha256": model.checkpoint_sha256,
-                  "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
-                  "params": model.num_parameters(), "embedding_dim": model.embedding_dim,
-                  "fingerprint": model.fingerprint()},
+        "model": model,
         "complexity": complexity,
     }
 
 
 def _scatter(rows: Any, positions: list[int], total: int) -> Any:
     """``rows`` placed at ``positions`` of a zero array of ``total`` rows (clips a protocol never reads)."""
-    import numpy as np
-
     full = np.zeros((total, rows.shape[1]), dtype=rows.dtype)
     full[positions] = rows
     return full
@@ -96,16 +116,40 @@ def _derived(card: TaskCard, complexity: dict[str, Any], metrics: dict[str, Any]
     return extra
 
 
+def _build_probe(protocol: Any, protocol_name: str, settings: dict[str, Any], model: Any, index: DatasetIndex) -> Any:
+    build = getattr(protocol, "for_model", None)
+    try:
+        return build(model, index, **settings) if build is not None else protocol(**settings)
+    except TypeError as error:  # an option the protocol does not take (e.g. --probe-c for mlp-probe)
+        raise ProtocolError(f"Protocol {protocol_name!r} does not take the options {sorted(settings)} ({error}).",
+                            hint="--probe-c applies to linear-probe; check the card's protocol_options.") from None
+
+
+#: Protocols with a streaming equivalent, used when a task's outputs exceed the memory budget.
+STREAMING_EQUIVALENT = {"linear-probe": "linear-probe-streaming"}
+
+
+def _streaming_instead(name: str, features: Any, options: RunOptions, reporter: Reporter) -> tuple[str, Any]:
+    """The streaming protocol to use for outputs on disk (the record names it), or a clear error."""
+    streaming = STREAMING_EQUIVALENT.get(name)
+    if streaming is None:
+        raise ProtocolError(f"The outputs ({features.shape[0]} x {features.shape[1]} float32) exceed the memory "
+                            f"budget of {options.memory_budget_mb:g} MB and protocol {name!r} needs them in memory.",
+                            hint="Raise --memory-budget, or use --protocol linear-probe-streaming.")
+    reporter.message(f"outputs over the memory budget ({options.memory_budget_mb:g} MB): kept on disk, "
+                     f"protocol {streaming} instead of {name}")
+    return streaming, PROTOCOLS.get(streaming)
+
+
 def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
     """Run one model on one task; returns the result record and the path it was written to."""
     from audiobench import provenance
-    from audiobench.complexity import cached_complexity
-    from audiobench.device import resolve_device
-    from audiobench.embeddings import cache_for, extract_embeddings
-    from audiobench.models.loading import has_released_weights, load_model
+    from audiobench.model_outputs import all_cached, computed
+    from audiobench.models.descriptor import has_released_weights
     from audiobench.protocols.evaluate import evaluate_probe
     from audiobench.report.rescore import score_record_metrics
     from audiobench.results import check_writable, read_record, write_record
+    from audiobench.threads import compute_budget
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
@@ -117,69 +161,62 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
 
         return run_events(options, card, reporter)
     protocol_name = options.protocol or card.protocol
+    if protocol_name == "finetune":  # the whole network trains per split: audiobench.finetune
+        from audiobench.finetune.run import run_finetune
+
+        return run_finetune(options, card, reporter)
     protocol = PROTOCOLS.get(protocol_name)
     output = getattr(protocol, "output", "embedding")  # pretrained-head scores the head's outputs
-    pretrained = has_released_weights(options.model)  # also fails early on an unknown model name
-    dataset_options = {**card.dataset_options, **options.dataset_options}
-    try:
-        index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **dataset_options)
-    except TypeError as error:  # an option the loader does not take
-        raise DatasetError(f"Dataset {card.dataset!r} does not take the options {sorted(dataset_options)} ({error}).",
-                           hint="Check --dataset-option names against the dataset's loader.") from None
-    if card.label_type != ("multilabel" if index.multilabel else "multiclass"):
-        raise DatasetError(f"Task {card.name!r} is {card.label_type} but the dataset gives "
-                           f"{'sets of classes' if index.multilabel else 'one class per clip'}.",
-                           hint="Fix the card's label_type or the dataset options (e.g. label_separator).")
+    has_released_weights(options.model)  # fails early on an unknown model name
+    if options.device not in ("auto", "cpu"):
+        from audiobench.device import resolve_device
+
+        resolve_device(options.device)  # a GPU asked for and missing is an error, also when nothing is computed
+    index, dataset_options = load_task_index(card, options)
     plan = _splits(card, index, options)
     reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
-
-    t0 = time.perf_counter()
-    device = resolve_device(options.device)
-    model = load_model(options.model, checkpoint=options.checkpoint, pretrained=pretrained).to(device)
-    timings["load_model_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    complexity = cached_complexity(model)  # the model's standard input, counted once per model
-    timings["complexity_s"] = time.perf_counter() - t0
-
     settings = {**(card.protocol_options if protocol_name == card.protocol else {}), **options.probe_options,
                 "seed": options.seed}
-    build = getattr(protocol, "for_model", None)
-    try:
-        probe = build(model, index, **settings) if build is not None else protocol(**settings)
-    except TypeError as error:  # an option the protocol does not take (e.g. --probe-c for mlp-probe)
-        raise ProtocolError(f"Protocol {protocol_name!r} does not take the options {sorted(settings)} ({error}).",
-                            hint="--probe-c applies to linear-probe; check the card's protocol_options.") from None
+    if not hasattr(protocol, "for_model"):
+        _build_probe(protocol, protocol_name, settings, None, index)  # a wrong option fails before any work
+
     t0 = time.perf_counter()
-    cache = cache_for(model, cache_subdir("embeddings"), output)
     # a protocol that does not train (pretrained-head) needs outputs for the test clips only
     needed = (sorted({int(i) for split in plan.splits for i in split.test}) if getattr(protocol, "trains", True) is False
               else list(range(len(index.clips))))
-    with reporter.progress(f"embeddings ({options.model})", len(needed)) as advance:
-        computed, stats = extract_embeddings(model, [index.clips[i] for i in needed], card.clip_seconds, cache,
-                                             options.batch_size, options.num_workers, advance, output=output)
-    features = computed if len(needed) == len(index.clips) else _scatter(computed, needed, len(index.clips))
-    timings["embeddings_s"] = time.perf_counter() - t0
-    reporter.message(f"embeddings: {stats.computed} computed, {stats.reused} reused from the cache"
-                     + (" (no embedding computed)" if stats.computed == 0 else ""))
+    clips = [index.clips[i] for i in needed]
+    outputs = (all_cached(options, clips, card.clip_seconds, output) if not hasattr(protocol, "for_model") else None)
+    if outputs is None:
+        outputs = computed(options, clips, card.clip_seconds, output, reporter.progress, timings)
+    features = outputs.features if len(needed) == len(index.clips) else _scatter(np.asarray(outputs.features),
+                                                                                   needed, len(index.clips))
+    if not isinstance(features, np.ndarray) and not getattr(protocol, "streaming", False):
+        protocol_name, protocol = _streaming_instead(protocol_name, features, options, reporter)
+        settings = {**options.probe_options, "seed": options.seed, "memory_budget_mb": options.memory_budget_mb}
+    probe = _build_probe(protocol, protocol_name, settings, outputs.built, index)
+    timings["embeddings_s"] = time.perf_counter() - t0 - timings.get("load_model_s", 0.0) - timings.get("complexity_s", 0.0)
+    done = outputs.extraction
+    reporter.message(f"embeddings: {done['computed']} computed, {done['reused']} reused from the cache"
+                     + ("" if done["computed"] else " (no embedding computed, model not built)"
+                        if not done["model_built"] else " (no embedding computed)"))
 
     t0 = time.perf_counter()
-    with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance:
+    with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance, \
+            compute_budget(options.threads):
         predictions = evaluate_probe(probe, features, index, plan, advance)
     metrics = score_record_metrics(predictions, card.all_metrics, card.groups)  # what `rescore` recomputes
     timings["protocol_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
     record = {
-        **record_head(card, plan, probe.describe(), options.model, model, complexity),
+        **record_head(card, plan, probe.describe(), outputs.model, outputs.complexity),
         "metrics": metrics,
-        **_derived(card, complexity, metrics, predictions.group is not None),
+        **_derived(card, outputs.complexity, metrics, predictions.group is not None),
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,
                     **({"options": dataset_options} if dataset_options else {})},
-        "embeddings": {"total": stats.total, "computed": stats.computed, "reused": stats.reused,
-                       "cache_key": cache.model_key,
-                       **({"batch_size": options.batch_size} if stats.computed else {})},
+        "embeddings": outputs.extraction,
         "timings": timings,
-        "provenance": provenance.collect(device, options.seed),
+        "provenance": provenance.collect(outputs.device, options.seed),
     }
     path = write_record(record, options.output_dir, predictions)
     return read_record(path), path

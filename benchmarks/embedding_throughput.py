@@ -1,18 +1,29 @@
-"""Embedding throughput: full pipeline vs. bare network forward, measured in one run.
+"""Embedding pipeline speed against the bare network, as ratios measured in one run.
 
-The pipeline is what ``audiobench run`` does for every clip: decode (soundfile) -> resample (soxr)
--> pad/crop -> front-end -> network, batched, with decoding in DataLoader workers. The bare network
-forward gets precomputed mel batches of the same shape. Both are timed in this process, alternating,
-and the ratio pipeline/network (target >= 0.9 on CPU) is printed.
+Figures (clips/s, median of ``--repeats``, the variants alternating so machine drift hits all alike):
 
-    python benchmarks/embedding_throughput.py --model mn04 --clips 128 --batch-size 32
-    python benchmarks/embedding_throughput.py --audio-dir ../shared/data/esc50/audio --json
+* bare network: front-end + network on in-memory waveform batches (the ceiling);
+* pipeline cold: ``extract_embeddings`` with an empty audio cache (decode + resample + front-end + network);
+* pipeline warm: the same with the audio cache filled (nothing decoded), no embedding cache;
+* per-clip loop: what a script without audiobench does: decode, resample, one forward per clip.
+
+Ratios printed: warm/bare, cold/bare, batched/per-clip (cold and warm). With ``--runs``, also the wall time
+of a whole ``audiobench run`` (ESC-50 layout under ``--esc50``) cold (fresh cache) and re-run, and the peak
+RSS of those processes.
+
+    python benchmarks/embedding_throughput.py --model mn04 --checkpoint ../shared/models/efficientat/mn04_as_mAP_432.pt \\
+        --audio-dir ../shared/data/esc50/audio --clips 128 --runs --esc50 ../shared/data/esc50
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +33,10 @@ import soundfile as sf
 import torch
 
 import audiobench
+from audiobench.audio import load_audio
 from audiobench.datasets.base import Clip
-from audiobench.embeddings import default_num_workers, extract_embeddings
+from audiobench.embeddings import extract_embeddings
+from audiobench.threads import available_cores
 
 
 def make_clips(directory: Path, count: int, seconds: float, sample_rate: int) -> list[Clip]:
@@ -43,43 +56,65 @@ def audio_clips(directory: Path, count: int) -> list[Clip]:
     return [Clip(clip_id=p.name, path=p, label=0) for p in paths]
 
 
-def time_pipeline(model, clips, seconds, batch_size, workers) -> float:
-    started = time.perf_counter()
-    extract_embeddings(model, clips, seconds, cache=None, batch_size=batch_size, num_workers=workers)
-    return len(clips) / (time.perf_counter() - started)
+def rate(count: int, started: float) -> float:
+    return count / (time.perf_counter() - started)
 
 
-def time_network(model, mel: torch.Tensor, batches: int) -> float:
+def time_bare(model, clips, seconds: float, batch_size: int) -> float:
+    """Front-end + network on in-memory batches of the same clips (every core computes)."""
+    waveforms = torch.from_numpy(np.stack([load_audio(c.path, model.sample_rate, seconds) for c in clips]))
+    torch.set_num_threads(available_cores())
     started = time.perf_counter()
     with torch.inference_mode():
-        for _ in range(batches):
-            model.network(mel)
-    return batches * mel.shape[0] / (time.perf_counter() - started)
+        for start in range(0, len(clips), batch_size):
+            model.embed(waveforms[start:start + batch_size])
+    return rate(len(clips), started)
 
 
-def stage_breakdown(model, clips, seconds: float, batch_size: int) -> dict[str, float]:
-    """Milliseconds per clip of each pipeline stage, run one after the other in this process."""
-    from audiobench.audio import fit_length, read_audio, resample
-
-    clips = clips[:batch_size]
+def time_pipeline(model, clips, seconds: float, batch_size: int, cache_dir: Path) -> float:
+    os.environ["AUDIOBENCH_CACHE"] = str(cache_dir)
     started = time.perf_counter()
-    decoded = [read_audio(c.path) for c in clips]
-    decode = time.perf_counter() - started
+    extract_embeddings(model, clips, seconds, cache=None, batch_size=batch_size, use_audio_cache=True)
+    return rate(len(clips), started)
+
+
+def time_loop(model, clips, seconds: float) -> float:
+    """Decode, resample and embed one clip at a time (every core computes)."""
+    torch.set_num_threads(available_cores())
     started = time.perf_counter()
-    resampled = [fit_length(resample(x, sr, model.sample_rate), int(seconds * model.sample_rate)) for x, sr in decoded]
-    resampling = time.perf_counter() - started
-    waveforms = torch.from_numpy(np.stack(resampled))
     with torch.inference_mode():
-        model.network_input(waveforms)  # warm-up
-        started = time.perf_counter()
-        mel = model.network_input(waveforms)
-        frontend = time.perf_counter() - started
-        started = time.perf_counter()
-        model.network(mel)
-        network = time.perf_counter() - started
-    per_clip = 1000.0 / len(clips)
-    return {"decode_ms": decode * per_clip, "resample_ms": resampling * per_clip,
-            "frontend_ms": frontend * per_clip, "network_ms": network * per_clip}
+        for clip in clips:
+            model.embed(torch.from_numpy(load_audio(clip.path, model.sample_rate, seconds))[None])
+    return rate(len(clips), started)
+
+
+def timed_run(arguments: list[str], cache: Path, output: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one ``audiobench run`` process."""
+    env = {**os.environ, "AUDIOBENCH_CACHE": str(cache)}
+    command = [sys.executable, "-c", "import sys, resource, subprocess; "
+               "r = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)",
+               str(Path(sys.executable).with_name("audiobench")), "run", *arguments, "-o", str(output)]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-2000:])
+    return wall, int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
+def run_figures(args: argparse.Namespace) -> dict[str, float]:
+    arguments = ["--task", "esc50", "--model", args.model, "--data-dir", str(args.esc50), "--cv", "5"]
+    arguments += ["--checkpoint", args.checkpoint] if args.checkpoint else []
+    cold, warm, rss = [], [], []
+    for _ in range(args.run_repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, peak = timed_run(arguments, Path(tmp) / "cache", Path(tmp) / "out")
+            cold.append(wall)
+            rss.append(peak)
+            warm.append(timed_run(arguments, Path(tmp) / "cache", Path(tmp) / "out")[0])
+    return {"run_cold_s": float(np.median(cold)), "run_rerun_s": float(np.median(warm)),
+            "rerun_over_cold": float(np.median(np.array(warm) / np.array(cold))), "run_cold_peak_rss_mb": max(rss)}
 
 
 def main() -> None:
@@ -90,45 +125,52 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", action="store_true", help="also time whole `audiobench run` processes")
+    parser.add_argument("--run-repeats", type=int, default=2)
+    parser.add_argument("--esc50", type=Path, default=Path("../shared/data/esc50"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     model = audiobench.load_model(args.model, checkpoint=args.checkpoint)
-    workers = default_num_workers() if args.workers is None else args.workers
+    figures: dict[str, list[float]] = {"bare": [], "cold": [], "warm": [], "loop": []}
     with tempfile.TemporaryDirectory() as tmp:
         clips = (audio_clips(args.audio_dir, args.clips) if args.audio_dir
                  else make_clips(Path(tmp), args.clips, args.seconds, 44100))
-        waveforms = torch.zeros(args.batch_size, int(args.seconds * model.sample_rate))
-        with torch.inference_mode():
-            mel = model.network_input(waveforms)
-        batches = max(1, len(clips) // args.batch_size)
-        time_network(model, mel, 1)  # warm-up
-        time_pipeline(model, clips[: args.batch_size], args.seconds, args.batch_size, workers)
-        pipeline, network = [], []
-        for _ in range(args.repeats):
-            network.append(time_network(model, mel, batches))
-            pipeline.append(time_pipeline(model, clips, args.seconds, args.batch_size, workers))
-        stages = stage_breakdown(model, clips, args.seconds, args.batch_size)
+        time_bare(model, clips[: args.batch_size], args.seconds, args.batch_size)  # warm-up
+        time_loop(model, clips[:4], args.seconds)
+        for repeat in range(args.repeats):
+            cache = Path(tmp) / f"cache{repeat}"
+            figures["bare"].append(time_bare(model, clips, args.seconds, args.batch_size))
+            figures["cold"].append(time_pipeline(model, clips, args.seconds, args.batch_size, cache))
+            figures["warm"].append(time_pipeline(model, clips, args.seconds, args.batch_size, cache))
+            figures["loop"].append(time_loop(model, clips, args.seconds))
+    median = {name: float(np.median(values)) for name, values in figures.items()}
     result = {
+        "machine": f"{platform.processor() or platform.machine()}, {available_cores()} cores, torch {torch.__version__}",
         "model": args.model, "clips": len(clips), "clip_seconds": args.seconds, "batch_size": args.batch_size,
-        "workers": workers, "torch_threads": torch.get_num_threads(), "network_input": list(mel.shape),
         "audio": str(args.audio_dir) if args.audio_dir else "generated 44.1 kHz wav",
-        "pipeline_clips_per_s": float(np.median(pipeline)), "network_clips_per_s": float(np.median(network)),
+        "clips_per_s": median,
+        "ratios": {"warm_over_bare": median["warm"] / median["bare"], "cold_over_bare": median["cold"] / median["bare"],
+                   "batched_over_loop_cold": median["cold"] / median["loop"],
+                   "batched_over_loop_warm": median["warm"] / median["loop"]},
+        "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    result["stages_ms_per_clip"] = stages
-    result["ratio"] = result["pipeline_clips_per_s"] / result["network_clips_per_s"]
+    if args.runs:
+        result["runs"] = run_figures(args)
+        result["runs"]["peak_rss_mb_per_clip_second_in_a_batch"] = (
+            result["runs"]["run_cold_peak_rss_mb"] / (args.batch_size * args.seconds))
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{args.model}, batch {args.batch_size}, {args.seconds:g} s clips, {workers} decode worker(s), "
-          f"{torch.get_num_threads()} torch threads, median of {args.repeats}")
-    print(f"  pipeline (decode+resample+front-end+network): {result['pipeline_clips_per_s']:.1f} clips/s")
-    print(f"  bare network forward:                          {result['network_clips_per_s']:.1f} clips/s")
-    print(f"  ratio pipeline/network: {result['ratio']:.3f} (target >= 0.9)")
-    stages = ", ".join(f"{k[:-3]} {v:.2f}" for k, v in result["stages_ms_per_clip"].items())
-    print(f"  per-clip stage cost in ms, sequential in one process: {stages}")
+    print(f"{result['machine']}; {args.model}, batch {args.batch_size}, {len(clips)} clips of {args.seconds:g} s, "
+          f"median of {args.repeats}")
+    for name, value in median.items():
+        print(f"  {name:5s} {value:8.1f} clips/s")
+    for name, value in result["ratios"].items():
+        print(f"  {name:24s} {value:.2f}")
+    for name, value in result.get("runs", {}).items():
+        print(f"  {name:24s} {value:.2f}")
 
 
 if __name__ == "__main__":

@@ -83,3 +83,13 @@ def load_predictions_from_bytes(data: bytes) -> Predictions:
         path = Path(tmp) / "p.predictions.npz"
         path.write_bytes(data)
         return load_predictions(path)
+
+
+def test_an_empty_reserved_record_name_is_skipped_with_a_warning(tmp_path) -> None:
+    import pytest
+
+    from audiobench.report.records import load_records
+
+    (tmp_path / "esc50__mn04__official__20260101T000000.json").write_bytes(b"")
+    with pytest.warns(UserWarning, match="empty"):
+        assert load_records(tmp_path) == []

@@ -13,13 +13,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from audiobench.cache import EmbeddingCache
+from audiobench.clip_batches import ClipBatches
 from audiobench.datasets.base import Clip
-from audiobench.embeddings import (ClipAudio, EmbeddingStats, StagedBatch, _warn_damaged, check_batch, check_finite,
-                                   clip_key, default_num_workers, input_pipeline)
+from audiobench.embeddings import EmbeddingStats, _warn_damaged, audio_cache_for, check_finite, compute_threads
+from audiobench.input_pipeline import clip_keys, input_pipeline
 from audiobench.models.base import AudioModel
+from audiobench.threads import plan_threads
 
 HOP_MS = 50.0  # the fixed timestamp hop of every model's embed_frames (audiobench/models/base.py)
 WINDOW_MS = 160.0  # window centred on each timestamp (EfficientAT_HEAR / hear21passt convention)
@@ -81,24 +82,26 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
     dim = model.embedding_dim
     fixed = None if seconds is None else model.frame_geometry(int(round(seconds * model.sample_rate)), window_ms,
                                                               hop_ms)[2]
-    keys = [clip_key(c.path, seconds) for c in clips]
+    keys, digests = clip_keys([c.path for c in clips], seconds)
     result = [cache.get_frames(k, dim, fixed) if cache is not None else None for k in keys]
     if cache is not None:
         _warn_damaged(cache)
     todo = [i for i, frames in enumerate(result) if frames is None]
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))
+    decoded = 0
     if todo:
-        workers = default_num_workers() if num_workers is None else num_workers
-        loader = DataLoader(ClipAudio([clips[i] for i in todo], model.sample_rate, seconds),
-                            batch_size=batch_size if seconds is not None else 1, num_workers=workers,
-                            collate_fn=StagedBatch(None))
-        with torch.inference_mode():
-            for positions, waveforms, failures in loader:
-                check_batch(failures, [clips[todo[p]] for p in positions.tolist()])
-                frames, _ = model.embed_frames(waveforms.to(model.device), window_ms=window_ms, hop_ms=hop_ms)
+        todo_clips, todo_digests = [clips[i] for i in todo], [digests[i] for i in todo]
+        audio = audio_cache_for(model.sample_rate, seconds, todo_clips)
+        decoded = len(audio.missing(todo_digests)) if audio is not None else len(todo)
+        plan = plan_threads(model.device.type, decoded, workers=num_workers)
+        batches = ClipBatches(todo_clips, model.sample_rate, seconds, model.device, plan, batch_size, None, audio,
+                              todo_digests)
+        with compute_threads(plan), torch.inference_mode():
+            for positions, waveforms, _ in batches:
+                frames, _ = model.embed_frames(waveforms, window_ms=window_ms, hop_ms=hop_ms)
                 frames = frames.float().cpu().numpy()
-                for position, clip_frames in zip(positions.tolist(), frames):
+                for position, clip_frames in zip(positions, frames):
                     index = todo[position]
                     check_finite(model, clips[index], clip_frames)
                     result[index] = clip_frames
@@ -106,5 +109,5 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
                         cache.put(keys[index], clip_frames.reshape(-1))
                 if on_progress is not None:
                     on_progress(len(positions))
-    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo))
+    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo), decoded=decoded)
     return ClipFrames([np.asarray(f, dtype=np.float32) for f in result], model_hop_ms(model, hop_ms, window_ms)), stats

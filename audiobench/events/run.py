@@ -103,9 +103,9 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     from audiobench.device import resolve_device
     from audiobench.events.frames import extract_frames, frame_cache
     from audiobench.models.loading import has_released_weights, load_model
-    from audiobench.registry import DATASETS
     from audiobench.results import check_writable, read_record, summarise, write_record
-    from audiobench.runner import Reporter, _derived, _splits, record_head
+    from audiobench.model_outputs import model_block
+    from audiobench.runner import Reporter, _derived, _splits, load_task_index, record_head
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
@@ -124,12 +124,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     device = resolve_device(options.device)
     head = build_head(protocol_name, {**chosen, "seed": options.seed}, device)
     pretrained = has_released_weights(options.model)
-    dataset_options = {**card.dataset_options, **options.dataset_options}
-    try:
-        index = DATASETS.get(card.dataset)(options.data_dir, download=options.download, **dataset_options)
-    except TypeError as error:
-        raise DatasetError(f"Dataset {card.dataset!r} does not take the options {sorted(dataset_options)} ({error}).",
-                           hint="Check --dataset-option names against the dataset's loader.") from None
+    index, dataset_options = load_task_index(card, options)
     check_event_index(index, card.name)
     plan = _splits(card, index, options)
     reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
@@ -168,7 +163,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     timings["total_s"] = time.perf_counter() - started
 
     record = {
-        **record_head(card, plan, head.describe(), options.model, model, complexity),
+        **record_head(card, plan, head.describe(), model_block(model, options.model), complexity),
         "metrics": metrics,
         "metric_notes": metric_notes(metric_names, settings),
         "postprocessing": settings,

@@ -142,6 +142,10 @@ class AudioModel(nn.Module):
         """Pretrained-head probabilities ``[B, num_classes]`` from the output of :meth:`input_stage`."""
         return self.probabilities(inputs)
 
+    def logits_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Pretrained-head logits ``[B, num_classes]`` from the output of :meth:`input_stage`."""
+        return self.logits(inputs)
+
     def network_input(self, waveforms: torch.Tensor) -> torch.Tensor | None:
         """What the front-end hands to ``network`` (used to count the network's complexity alone).
 

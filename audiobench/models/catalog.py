@@ -177,5 +177,7 @@ def baseline_specs() -> list[ModelSpec]:
 def builtin_model_specs() -> list[ModelSpec]:
     """Every built-in model spec."""
     from audiobench.models.ast_card import ast_specs
+    from audiobench.models.rcnn_card import rcnn_specs
 
-    return mobilenet_specs() + dymn_specs() + passt_specs() + ast_specs() + cpmobile_specs() + baseline_specs()
+    return (mobilenet_specs() + dymn_specs() + passt_specs() + ast_specs() + cpmobile_specs() + baseline_specs()
+            + rcnn_specs())

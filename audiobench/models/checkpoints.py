@@ -162,6 +162,9 @@ def load_weights(network: nn.Module, path: Path, key_prefix: str = "", sha256: s
     ``sha256``: the hash the caller already verified the file against (it is then not computed again).
     """
     state_dict = read_state_dict(path, key_prefix)
+    adapt = getattr(network, "adapt_checkpoint", None)  # e.g. the legacy key names of torchvision's DenseNet files
+    if callable(adapt):
+        state_dict = adapt(state_dict)
     problem = describe_mismatch(network, state_dict)
     if problem:
         raise CheckpointError(f"Checkpoint {path} does not fit the network: {problem}.",

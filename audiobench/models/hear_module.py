@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import functools
 import importlib
 import importlib.metadata
 import sys
@@ -84,10 +85,16 @@ def import_hear_module(module_name: str) -> ModuleType:
     return module
 
 
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    """Top-level package -> distributions, read once per process (scanning every installed package takes ~1 s)."""
+    return dict(importlib.metadata.packages_distributions())
+
+
 def distribution_of(module_name: str) -> tuple[str | None, str | None]:
     """Name and version of the installed distribution providing ``module_name`` (None when unknown)."""
     top = module_name.split(".")[0]
-    for dist in importlib.metadata.packages_distributions().get(top, []):
+    for dist in _packages_distributions().get(top, []):
         try:
             return dist, importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -33,6 +33,10 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
                               hint="Leave out --checkpoint for this model.")
     if model.network is not None and (checkpoint is not None or pretrained):
         path = resolve_checkpoint(card, Path(checkpoint) if checkpoint else None, allow_download, progress)
+        if checkpoint is not None:  # fine-tuned weights: the head their card (saved beside them) describes
+            from audiobench.finetune.saved import fit_to_saved_card
+
+            fit_to_saved_card(model, path)
         info = card.checkpoint
         # a released file was verified against the card's sha256 by resolve_checkpoint: no second hashing
         verified = info.sha256 if info is not None and checkpoint is None else None
@@ -41,6 +45,6 @@ def load_model(name: str, checkpoint: str | Path | None = None, pretrained: bool
     return model.prepare_for_inference()
 
 
-def has_released_weights(name: str) -> bool:
-    """Whether model ``name``'s card names released weights (which ``pretrained=True`` then loads)."""
-    return getattr(MODELS.entry(name).info, "checkpoint", None) is not None
+from audiobench.models.descriptor import has_released_weights  # noqa: E402 - re-exported here
+
+__all__ = ["has_released_weights", "load_model"]

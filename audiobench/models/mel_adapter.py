@@ -72,13 +72,16 @@ class MelNetworkModel(AudioModel):
     def head_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.activate(self._forward_inputs(inputs)[0]).mean(dim=1)
 
+    def logits_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self._forward_inputs(inputs)[0].mean(dim=1)
+
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
         waveforms = as_waveforms(waveforms, self.device)
         return self.embed_inputs(self.stage(waveforms))
 
     def logits(self, waveforms: torch.Tensor) -> torch.Tensor:
         waveforms = as_waveforms(waveforms, self.device)
-        return self._forward_inputs(self.stage(waveforms))[0].mean(dim=1)
+        return self.logits_inputs(self.stage(waveforms))
 
     def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Output activation per segment, then the mean over segments (as the DCASE systems average)."""

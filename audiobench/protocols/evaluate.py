@@ -7,18 +7,23 @@ from typing import Any, Callable
 import numpy as np
 
 from audiobench.datasets.base import DatasetIndex
+from audiobench.feature_matrix import FeatureMatrix, row_view
 from audiobench.predictions import Predictions
 from audiobench.protocols.splits import SplitPlan
 
 
-def evaluate_probe(probe: Any, features: np.ndarray, index: DatasetIndex, plan: SplitPlan,
+def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: DatasetIndex, plan: SplitPlan,
                    advance: Callable[[int], None] = lambda n: None) -> Predictions:
     """Predictions for the test clips of every split of ``plan`` (the training split's labels only are seen).
 
     Probes that select on validation data (``uses_validation``) get the split's validation clips, or, for
     fold plans without them, the next fold's clips (taken out of the training clips), as the HEAR kit does.
+    Probes that declare ``streaming = True`` get lazy :class:`~audiobench.feature_matrix.RowView` s of the
+    rows instead of in-memory copies (``features`` may then live on disk as a ``FeatureMatrix``).
     """
     targets, masks, groups = index.targets(), index.masks(), index.groups()
+    rows_of: Callable[[np.ndarray], Any] = (
+        (lambda rows: row_view(features, rows)) if getattr(probe, "streaming", False) else features.__getitem__)
     tested, names, scores = [], [], []
     for number, split in enumerate(plan.splits):
         train, valid = split.train, split.valid
@@ -28,10 +33,10 @@ def evaluate_probe(probe: Any, features: np.ndarray, index: DatasetIndex, plan: 
             train = np.setdiff1d(train, valid)
         extra: dict[str, Any] = {} if masks is None else {"mask": masks[train]}
         if getattr(probe, "uses_validation", False) and valid is not None and len(valid):
-            extra.update(x_valid=features[valid], y_valid=targets[valid])
+            extra.update(x_valid=rows_of(valid), y_valid=targets[valid])
             if masks is not None:
                 extra["mask_valid"] = masks[valid]
-        _, split_scores = probe.fit_predict(features[train], targets[train], features[split.test],
+        _, split_scores = probe.fit_predict(rows_of(train), targets[train], rows_of(split.test),
                                             num_classes=len(index.classes), **extra)
         tested.append(split.test)
         names += [split.name] * len(split.test)

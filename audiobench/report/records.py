@@ -56,9 +56,22 @@ def load_record(path: Path) -> RecordFile:
 
 
 def load_records(directory: Path) -> list[RecordFile]:
-    """Every record (``*.json``) in ``directory``, sorted by file name."""
+    """Every record (``*.json``) in ``directory``, sorted by file name.
+
+    An empty ``.json`` is a name reserved by a record being written on a file system without hard links (or
+    left by a writer killed in that instant): it is skipped with a warning, never read as a record.
+    """
+    import warnings
+
     directory = Path(directory)
     if not directory.is_dir():
         raise AudiobenchError(f"Results directory {directory} does not exist.",
                               hint="Point --results at the folder `audiobench run` writes records to.")
-    return [load_record(path) for path in sorted(directory.glob("*.json"))]
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        if path.stat().st_size == 0:
+            warnings.warn(f"Skipping {path}: empty (a record being written, or one whose writer was killed; "
+                          f"delete it if no run is writing).", stacklevel=2)
+            continue
+        records.append(load_record(path))
+    return records

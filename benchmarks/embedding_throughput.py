@@ -60,14 +60,22 @@ def rate(count: int, started: float) -> float:
     return count / (time.perf_counter() - started)
 
 
+def synchronize(model) -> None:
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+
+
 def time_bare(model, clips, seconds: float, batch_size: int) -> float:
-    """Front-end + network on in-memory batches of the same clips (every core computes)."""
+    """Front-end + network on in-memory batches (on the model's device) of the same clips, every core computing."""
     waveforms = torch.from_numpy(np.stack([load_audio(c.path, model.sample_rate, seconds) for c in clips]))
+    waveforms = waveforms.to(model.device)
     torch.set_num_threads(available_cores())
+    synchronize(model)
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(clips), batch_size):
             model.embed(waveforms[start:start + batch_size])
+    synchronize(model)
     return rate(len(clips), started)
 
 
@@ -84,8 +92,20 @@ def time_loop(model, clips, seconds: float) -> float:
     started = time.perf_counter()
     with torch.inference_mode():
         for clip in clips:
-            model.embed(torch.from_numpy(load_audio(clip.path, model.sample_rate, seconds))[None])
+            model.embed(torch.from_numpy(load_audio(clip.path, model.sample_rate, seconds))[None].to(model.device))
+    synchronize(model)
     return rate(len(clips), started)
+
+
+def cpu_cuda_agreement(model, clips, seconds: float) -> float:
+    """Smallest cosine similarity between the CUDA and the CPU embedding of the same clips."""
+    waveforms = torch.from_numpy(np.stack([load_audio(c.path, model.sample_rate, seconds) for c in clips]))
+    with torch.inference_mode():
+        on_gpu = model.embed(waveforms.to(model.device)).float().cpu()
+        model.cpu()
+        on_cpu = model.embed(waveforms).float()
+        model.to("cuda")
+    return float(torch.nn.functional.cosine_similarity(on_gpu, on_cpu, dim=1).min())
 
 
 def timed_run(arguments: list[str], cache: Path, output: Path) -> tuple[float, float]:
@@ -129,10 +149,11 @@ def main() -> None:
     parser.add_argument("--runs", action="store_true", help="also time whole `audiobench run` processes")
     parser.add_argument("--run-repeats", type=int, default=2)
     parser.add_argument("--esc50", type=Path, default=Path("../shared/data/esc50"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    model = audiobench.load_model(args.model, checkpoint=args.checkpoint)
+    model = audiobench.load_model(args.model, checkpoint=args.checkpoint).to(args.device)
     figures: dict[str, list[float]] = {"bare": [], "cold": [], "warm": [], "loop": []}
     with tempfile.TemporaryDirectory() as tmp:
         clips = (audio_clips(args.audio_dir, args.clips) if args.audio_dir
@@ -155,7 +176,11 @@ def main() -> None:
                    "batched_over_loop_cold": median["cold"] / median["loop"],
                    "batched_over_loop_warm": median["warm"] / median["loop"]},
         "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(model.device) + (f" ({torch.cuda.get_device_name(model.device)})"
+                                       if model.device.type == "cuda" else ""),
     }
+    if model.device.type == "cuda":
+        result["cpu_cuda_min_cosine"] = cpu_cuda_agreement(model, clips[: args.batch_size], args.seconds)
     if args.runs:
         result["runs"] = run_figures(args)
         result["runs"]["peak_rss_mb_per_clip_second_in_a_batch"] = (

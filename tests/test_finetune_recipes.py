@@ -8,7 +8,7 @@ from audiobench.finetune.recipes import (FIELDS, RecipeError, default_recipe, lo
                                          recipe_files, resolve_recipe)
 
 PUBLISHED = {"eat-audioset", "eat-esc50", "eat-fsd50k", "eat-openmic", "eat-dcase20", "passt-esc50", "passt-fsd50k",
-             "passt-openmic", "dir-passt-tau22", "dcase23-cpmobile"}
+             "passt-openmic", "dir-passt-tau22", "dcase23-cpmobile", "rcnn-esc50"}
 
 
 def test_every_published_recipe_is_there_and_resolves():

@@ -281,3 +281,17 @@ def test_build_rcnn_card_errors(overrides: dict, message: str) -> None:
 def test_card_with_classes_gets_its_head() -> None:
     model = build_rcnn(rcnn_card(num_classes=10))
     assert model.head_classes == 10 and model.network.fc.weight.shape == (10, 512)
+
+
+def test_finetune_head_and_recipe_for_the_rethinking_cnns() -> None:
+    from audiobench import load_model
+    from audiobench.finetune.head import replace_head
+    from audiobench.finetune.recipes import resolve_recipe
+
+    model = load_model("rcnn-resnet18")
+    replace_head(model, 5, "multiclass", "esc50")
+    assert model.card.num_classes == 5 and model.card.config["head_classes"] == 5
+    with torch.no_grad():
+        assert model.logits(torch.randn(2, 44100)).shape == (2, 5)
+    recipe = resolve_recipe(None, "rethinking-cnn", "esc50")
+    assert recipe.name == "rcnn-esc50" and recipe["lr"] == 1e-4 and recipe["weight_decay"] == 1e-3

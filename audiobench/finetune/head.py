@@ -4,7 +4,8 @@ As the original fine-tuning scripts do (EfficientAT ``get_mn(num_classes=50, pre
 50-class model, loads every pretrained tensor except ``classifier.5`` and keeps that layer's fresh
 initialisation; PaSST and CP-Mobile likewise rebuild their output layers): everything else keeps its
 pretrained weights. Which layers hold the classes, and how a fresh one is initialised, is one table entry per
-network class (:data:`HEAD_LAYOUTS`).
+network class (:data:`HEAD_LAYOUTS`), unless the adapter has its own ``reset_head(num_classes)`` (the Rethinking
+CNN baselines: a new ``nn.Linear`` replaces the ImageNet classifier, Inception's auxiliary branch is dropped).
 """
 
 from __future__ import annotations
@@ -85,9 +86,9 @@ def replace_head(model: AudioModel, num_classes: int, label_type: str, task: str
     if label_type not in ACTIVATIONS:
         raise AudiobenchError(f"Label type {label_type!r} has no classification head.",
                               hint=f"Fine-tuning supports {', '.join(ACTIVATIONS)} tasks.")
-    layout = head_layout(model)
     network = model.network
-    for path in layout.paths:
+    reset = getattr(model, "reset_head", None)  # an adapter that knows its own fine-tuning head
+    for path in (() if callable(reset) else head_layout(model).paths):
         parent, name = _parent_and_name(network, path)
         old = getattr(parent, name, None)
         if old is None:
@@ -96,11 +97,13 @@ def replace_head(model: AudioModel, num_classes: int, label_type: str, task: str
             raise AudiobenchError(f"Head layer {path} of {model.card.name!r} is a {type(old).__name__}, which "
                                   f"cannot be resized.", hint="Add the layer type to audiobench.finetune.head.RESIZERS.")
         fresh = RESIZERS[type(old)](old, num_classes)
-        layout.init(fresh)
+        head_layout(model).init(fresh)
         reference = next(iter(old.parameters()), None)
         if reference is not None:
             fresh = fresh.to(device=reference.device, dtype=reference.dtype)
         setattr(parent, name, fresh)
+    if callable(reset):
+        reset(int(num_classes))
     if hasattr(network, "num_classes"):
         network.num_classes = int(num_classes)
     config = getattr(network, "config", None)

@@ -86,7 +86,7 @@ def _module_level_nodes(tree: ast.Module) -> Iterable[ast.AST]:
             todo.extend(h for handler in getattr(node, "handlers", []) for h in handler.body)
 
 
-def _imported_modules(module: str, tree: ast.Module) -> set[str]:
+def _import_candidates(module: str, tree: ast.Module) -> set[str]:
     """``audiobench`` modules imported at module level by ``tree``.
 
     Imports inside functions are not followed: they are the lazy imports of factories (e.g. one adapter
@@ -106,8 +106,8 @@ def _imported_modules(module: str, tree: ast.Module) -> set[str]:
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
-        found.update(name for name in names if name.split(".")[0] == PACKAGE and _exists(name))
-    return found
+        found.update(name for name in names if name.split(".")[0] == PACKAGE)
+    return found  # names that may be modules; :func:`_module_info` keeps those that exist
 
 
 def _is_package(module: str) -> bool:
@@ -119,13 +119,50 @@ def _exists(module: str) -> bool:
     return _module_file(module) is not None
 
 
+MEMO_FORMAT = 1
+
+
+def _memo_path(module: str, source: str) -> Path:
+    """Where the parse of this exact source of ``module`` is remembered (parsing every module on every run costs
+    ~0.5 s). The key holds the Python version (``ast.dump`` may change with it), the module name, whether it is
+    a package, and the sha256 of the source."""
+    from audiobench.cachedir import cache_subdir
+
+    head = f"{MEMO_FORMAT}\0{sys.version_info[:2]}\0{module}\0{_is_package(module)}\0"
+    key = hashlib.sha256(head.encode() + source.encode("utf-8")).hexdigest()
+    return cache_subdir("code-digests") / f"{key}.json"
+
+
+def _parsed(module: str, source: str) -> tuple[str, list[str]]:
+    """(source digest, import candidates) of ``source``, from the memo when it verifies, else parsed now."""
+    import json
+
+    path = _memo_path(module, source)
+    try:
+        entry = json.loads(path.read_text())
+        payload = [entry["digest"], entry["candidates"]]
+        if entry["check"] == hashlib.sha256(json.dumps(payload).encode()).hexdigest():
+            return entry["digest"], list(entry["candidates"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or damaged: parse again
+    digest, candidates = source_digest(source), sorted(_import_candidates(module, ast.parse(source)))
+    check = hashlib.sha256(json.dumps([digest, candidates]).encode()).hexdigest()
+    try:
+        from audiobench.atomic import atomic_write_bytes
+
+        atomic_write_bytes(path, json.dumps({"digest": digest, "candidates": candidates, "check": check}).encode())
+    except OSError:
+        pass  # a read-only cache only costs the parse
+    return digest, candidates
+
+
 @lru_cache(maxsize=None)
 def _module_info(module: str) -> tuple[str, frozenset[str]]:
     source = _source(module)
     if source is None:
         return "no-python-source", frozenset()
-    tree = ast.parse(source)
-    return source_digest(source), frozenset(_imported_modules(module, tree))
+    digest, candidates = _parsed(module, source)
+    return digest, frozenset(name for name in candidates if _exists(name))
 
 
 def code_modules(roots: Iterable[str]) -> list[str]:

@@ -98,7 +98,7 @@ def read_card_file(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise AudiobenchError(f"Task card {path} cannot be read ({error}).") from error
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or type(error).__name__

@@ -99,6 +99,8 @@ def test_record_and_predictions(toy):
     record = toy["record"]
     assert record["protocol"]["name"] == "finetune" and record["protocol"]["recipe"] == "eat-esc50"
     assert record["protocol"]["evaluated_epoch"] == "last" and record["protocol"]["recipe_overrides"]["epochs"] == 2
+    # an overridden recipe is not the published one: the result is never ranked beside official ones
+    assert record["protocol"]["official"] is False and "epochs=2" in record["protocol"]["non_official_reason"]
     assert record["model"]["head_classes"] == 2 and record["complexity"]["params"] == record["model"]["params"]
     block = record["finetune"]
     assert block["recipe"]["values"]["lr"] == 1e-3 and block["recipe"]["source"].startswith("fschmid56/EfficientAT")

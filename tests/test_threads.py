@@ -23,10 +23,12 @@ def test_nothing_to_decode_gives_every_core_to_compute() -> None:
     assert (plan.workers, plan.compute_threads) == (0, 4)
 
 
-def test_two_cores_decode_in_one_worker_and_compute_in_one_thread() -> None:
-    """The measured case: on two cores one worker plus a two-thread network oversubscribes."""
+def test_two_cores_decode_in_process_and_compute_on_both() -> None:
+    """The measured case: on two cores any decoding worker costs more than it brings."""
     plan = plan_threads("cpu", 400, threads=2)
-    assert (plan.workers, plan.compute_threads) == (1, 1)
+    assert (plan.workers, plan.compute_threads) == (0, 2)
+    plan = plan_threads("cpu", 400, threads=6)
+    assert (plan.workers, plan.compute_threads) == (2, 4)
 
 
 def test_gpu_plan_decodes_on_the_cores_and_feeds_from_one_thread() -> None:

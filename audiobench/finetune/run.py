@@ -182,6 +182,9 @@ def run_finetune(options: Any, card: TaskCard, reporter: Any = None) -> tuple[di
     protocol = {"name": PROTOCOL, "recipe": recipe.name, "recipe_source": recipe.source, "epochs": recipe["epochs"],
                 "evaluated_epoch": recipe["evaluate_epoch"], "init": recipe["init"], "seed": options.seed,
                 "recipe_overrides": recipe.overrides}
+    if recipe.overrides:  # not the published recipe: never ranked beside official results
+        protocol.update(official=False, non_official_reason=f"recipe {recipe.name} overridden: "
+                        + ", ".join(f"{key}={value}" for key, value in sorted(recipe.overrides.items())))
     record = {
         **record_head(card, plan, protocol, {**model_block(described, options.model), "head_classes": classes},
                       complexity),

@@ -21,7 +21,7 @@ from audiobench.cache import EmbeddingCache
 from audiobench.clip_batches import ClipAudio, ClipBatches, ClipFailure, StagedBatch, check_batch
 from audiobench.datasets.base import Clip
 from audiobench.errors import AudiobenchError, CacheWarning
-from audiobench.input_pipeline import PIPELINE_MODULES, clip_key, clip_keys, input_pipeline
+from audiobench.input_pipeline import PIPELINE_MODULES, audio_identity, clip_key, clip_keys, input_pipeline
 from audiobench.models.base import AudioModel
 from audiobench.output_rows import OutputRows
 from audiobench.output_cache import PRECISION_NAMES, cache_for_fingerprint, precision_key
@@ -113,7 +113,7 @@ def audio_cache_for(sample_rate: int, seconds: float | None, clips: Sequence[Cli
         limit = float(os.environ.get(AUDIO_CACHE_GB_ENV, DEFAULT_AUDIO_CACHE_GB))
         clip_seconds = sum(seconds or c.duration or UNKNOWN_CLIP_SECONDS for c in clips)
         enabled = 0 < clip_seconds * sample_rate * 4 / 1e9 <= limit
-    return default_audio_cache(sample_rate, seconds, input_pipeline(sample_rate)) if enabled else None
+    return default_audio_cache(sample_rate, seconds, audio_identity(sample_rate)) if enabled else None
 
 
 @contextlib.contextmanager

@@ -44,6 +44,17 @@ def input_pipeline(sample_rate: int) -> dict[str, Any]:
     }
 
 
+#: Modules whose code decides the decoded, resampled samples the audio cache stores.
+AUDIO_MODULES = ("audiobench.audio", "audiobench.audio_cache")
+
+
+def audio_identity(sample_rate: int) -> dict[str, Any]:
+    """What decides the samples the audio cache holds: the input pipeline without the batching code and torch
+    (an edit to how batches are formed, or a new torch, must not throw the decoded audio away)."""
+    identity = {key: value for key, value in input_pipeline(sample_rate).items() if key != "torch"}
+    return {**identity, "implementation": implementation_version(AUDIO_MODULES)}
+
+
 def clip_key(path: Path, seconds: float | None, digest: str | None = None) -> str:
     """Cache key of one clip: its audio bytes (``digest``, else read now) and the length the model sees."""
     if digest is None:

@@ -110,3 +110,14 @@ def test_precision_is_in_the_cache_key_and_changes_little(clips, tmp_path) -> No
     half, _ = extract_embeddings(model, clips, 0.5, num_workers=0, precision="bf16")
     cosine = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
     assert not np.array_equal(full, half) and cosine.min() > 0.95
+
+
+def test_audio_cache_key_ignores_batching_code_and_torch(monkeypatch) -> None:
+    from audiobench import input_pipeline as pipeline
+
+    before = pipeline.audio_identity(32000)
+    assert "torch" not in before
+    original = pipeline.input_pipeline
+    monkeypatch.setattr(pipeline, "input_pipeline",
+                        lambda rate: {**original(rate), "implementation": "new batching", "torch": "9.9"})
+    assert pipeline.audio_identity(32000) == before  # decoded audio survives an edit of clip_batches/embeddings

@@ -273,16 +273,10 @@ def _checked_precision(precision: str) -> str:
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings as a dict; values are read as YAML scalars (``25`` -> 25, ``true`` -> True)."""
-    import yaml
+    """``--dataset-option KEY=VALUE`` strings as a dict (values read as YAML: ``25`` -> 25, ``true`` -> True)."""
+    from audiobench.key_values import parse_key_values
 
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise AudiobenchError(f"--dataset-option needs KEY=VALUE, got {item!r}.", hint="E.g. --dataset-option split=25")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
+    return parse_key_values(items, "--dataset-option", "split=25")
 
 
 def parse_run_command(arguments: list[str]) -> Any:

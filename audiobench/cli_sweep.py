@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from audiobench.cli import JsonOption, RichReporter, _parse_options, _print_json, app, err, out, reports_errors
+from audiobench.cli import JsonOption, RichReporter, _checked_precision, _parse_options, _print_json, app, err, out, reports_errors
 from audiobench.errors import AudiobenchError
 
 STATUS_STYLE = {"done": "green", "skipped": "dim", "failed": "bold red"}
@@ -72,6 +72,7 @@ def sweep(
     seed: int = typer.Option(0, "--seed", help="Seed of the CV shuffling and the probe."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (with --ray, cuda reserves a GPU per task)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Clips per forward pass."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 autocast, as for `run`."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Audio decoding workers (default: as for "
                                           "`run`; with --ray: CPUs per task - 1)."),
     dataset_option: list[str] = typer.Option(None, "--dataset-option", help="KEY=VALUE for every task's dataset "
@@ -97,6 +98,7 @@ def sweep(
                          data_dirs=_pairs(data_dir_for or [], "--data-dir-for", "esc50=path/to/ESC-50"),
                          checkpoints=_pairs(checkpoint_for or [], "--checkpoint-for", "mn04=mn04_as_mAP_432.pt"),
                          cv=cv, seed=seed, device=device, batch_size=batch_size, num_workers=workers,
+                         precision=_checked_precision(precision),
                          output_dir=output_dir, protocol=protocol, dataset_options=_parse_options(dataset_option or []))
     finished: list[Any] = []
 

@@ -69,7 +69,7 @@ def all_cached(options: Any, clips: Sequence[Clip], seconds: float | None, outpu
             return None  # something to compute (a damaged entry is recomputed, and named, by the full path)
         rows.put(index, row)
     extraction = {"total": len(clips), "computed": 0, "reused": len(clips), "cache_key": cache.model_key,
-                  "model_built": False, **_store(rows)}
+                  "precision": options.precision, "model_built": False, **_store(rows)}
     return ModelOutputs(rows.result(), _descriptor_block(descriptor), complexity, extraction, None)
 
 
@@ -112,6 +112,6 @@ def computed(options: Any, clips: Sequence[Clip], seconds: float | None, output:
         features, stats = extract_embeddings(model, clips, seconds, cache, options.batch_size, options.num_workers,
                                              advance, output=output, threads=options.threads,
                                              precision=options.precision, rows=rows)
-    extraction = {**stats.describe(), "cache_key": cache.model_key, "model_built": True, **_store(rows),
-                  **({"batch_size": options.batch_size, "precision": options.precision} if stats.computed else {})}
+    extraction = {**stats.describe(), "cache_key": cache.model_key, "precision": options.precision,
+                  "model_built": True, **_store(rows), **({"batch_size": options.batch_size} if stats.computed else {})}
     return ModelOutputs(features, model_block(model, options.model), complexity, extraction, device, model)

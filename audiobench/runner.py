@@ -219,4 +219,14 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
         "provenance": provenance.collect(outputs.device, options.seed),
     }
     path = write_record(record, options.output_dir, predictions)
+    _drop_on_disk(features)
     return read_record(path), path
+
+
+def _drop_on_disk(features: Any) -> None:
+    """Remove a run's on-disk feature matrix once the record is written (the embedding cache keeps every row)."""
+    import shutil
+
+    directory = getattr(features, "directory", None)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -37,7 +37,7 @@ def test_second_run_builds_no_model_and_imports_no_torch(tmp_path) -> None:
     first = _run("logmel-stats", cache, tmp_path / "a")
     assert first["torch"] and first["embeddings"]["computed"] == 120 and first["embeddings"]["model_built"]
     second = _run("logmel-stats", cache, tmp_path / "b")
-    assert second["embeddings"] == {"total": 120, "computed": 0, "reused": 120, "model_built": False,
+    assert second["embeddings"] == {"total": 120, "computed": 0, "reused": 120, "model_built": False, "precision": "fp32",
                                     "cache_key": first["embeddings"]["cache_key"]}
     assert not second["torch"] and not second["soxr"]  # nothing built, nothing decoded
     assert second["metrics"] == first["metrics"]

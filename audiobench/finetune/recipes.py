@@ -265,16 +265,6 @@ def resolve_recipe(name: str | None, family: str, task: str, overrides: dict[str
 
 def parse_recipe_options(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings as a dict; values are read as YAML (``3`` -> 3, ``[roll, gain]`` -> a list)."""
-    import yaml
+    from audiobench.key_values import parse_key_values
 
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RecipeError(f"--recipe-option needs KEY=VALUE, got {item!r}.", hint="E.g. --recipe-option lr=1e-4")
-        try:
-            options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise RecipeError(f"--recipe-option {item!r}: the value is not valid YAML.",
-                              hint="Quote lists as [a, b] and strings plainly, e.g. augment=[roll,mixup].") from None
-    return options
+    return parse_key_values(items, "--recipe-option", "lr=1e-4", RecipeError)

@@ -1,32 +1,32 @@
-"""Content-addressed embedding cache with atomic writes and verified reads.
+"""Content-addressed cache of per-clip model outputs, in verified memory-mapped shards.
 
-Layout: ``<root>/<model key>/<first 2 hex>/<clip key>.emb`` plus ``<root>/<model key>/model.json``
-describing what the model key stands for. The model key hashes everything that determines an
-embedding (see :func:`audiobench.embeddings.cache_for`); the clip key hashes the clip's audio bytes and
-the clip length the model saw.
+Layout: ``<root>/<model key>/`` holds ``model.json`` (what the model key stands for) and a
+:class:`~audiobench.shards.ShardStore`: append-only shard files plus a sqlite index from clip key to bytes.
+The model key hashes everything that determines an output (see :func:`audiobench.embeddings.cache_for`); the
+clip key hashes the clip's audio bytes and the clip length the model saw. A task of 2 M clips is a few
+1 GiB shards and one index, not 2 M files.
 
-An entry is the ``.npy`` serialisation of one float32 vector followed by a 32-byte blake2b checksum of
-those bytes. Each entry is written to a temporary file and renamed into place, so an interrupted run
-never leaves a partial entry and the next run resumes with the clips still missing. Every read is
-verified (checksum, dtype, shape, finite values); an entry that fails is removed and reported through
-:meth:`EmbeddingCache.take_damaged`, so the caller recomputes it and can name it.
+An entry is one float32 array. The bytes are written before the index row is committed, so an interrupted
+run never leaves an entry that points at missing bytes, and the next run resumes with the clips still
+missing. Every read is verified (crc32 of the bytes, dtype, shape, finite values); an entry that fails is
+dropped from the index and reported through :meth:`EmbeddingCache.take_damaged`, so the caller recomputes
+it and can name it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from audiobench.atomic import atomic_write_bytes
+from audiobench.shards import ShardStore
 
-ENTRY_FORMAT = "npy+blake2b-32"
-ENTRY_SUFFIX = ".emb"
-CHECKSUM_BYTES = 32
+ENTRY_FORMAT = "float32 in shards-1 (crc32-verified)"
+READ_CHUNK = 4096  # keys per index query when scanning a task's clips
 
 
 def stable_hash(obj: Any) -> str:
@@ -43,42 +43,22 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES).digest()
-
-
-def encode_entry(array: np.ndarray) -> bytes:
-    """The bytes of a cache entry: ``.npy`` of ``array`` (float32) plus its checksum."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-    payload = buffer.getvalue()
-    return payload + _checksum(payload)
-
-
-def decode_entry(data: bytes, shape: tuple[int, ...] | None) -> tuple[np.ndarray | None, str | None]:
-    """``(array, None)`` for a good entry, ``(None, reason)`` for a damaged one."""
-    if len(data) <= CHECKSUM_BYTES:
-        return None, f"only {len(data)} bytes (torn write?)"
-    payload, checksum = data[:-CHECKSUM_BYTES], data[-CHECKSUM_BYTES:]
-    if _checksum(payload) != checksum:
-        return None, "checksum mismatch (bytes changed on disk or a torn write)"
-    try:
-        array = np.load(io.BytesIO(payload), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        return None, f"unreadable ({error})"
+def check_entry(array: np.ndarray, shape: tuple[int, ...] | None) -> str | None:
+    """Why a stored array is not a valid entry (None when it is one)."""
     if array.dtype != np.float32:
-        return None, f"dtype {array.dtype}, expected float32"
+        return f"dtype {array.dtype}, expected float32"
     if shape is not None and tuple(array.shape) != tuple(shape):
-        return None, f"shape {tuple(array.shape)}, expected {tuple(shape)}"
+        return f"shape {tuple(array.shape)}, expected {tuple(shape)}"
     if not np.isfinite(array).all():
-        return None, "contains NaN or infinite values"
-    return array, None
+        return "contains NaN or infinite values"
+    return None
 
 
 class EmbeddingCache:
-    """Embeddings of one model configuration, one verified file per clip.
+    """Outputs of one model configuration by clip key, in a sharded store (see the module docstring).
 
     ``shape`` is the shape every entry must have (e.g. ``(embedding_dim,)``); None accepts any shape.
+    Reads return arrays the caller owns (copies, not views into the shards).
     """
 
     def __init__(self, root: Path, fingerprint: dict[str, Any], shape: tuple[int, ...] | None = None) -> None:
@@ -87,43 +67,69 @@ class EmbeddingCache:
         self.model_key = stable_hash({**fingerprint, "entry_format": ENTRY_FORMAT, "shape": self.shape})[:24]
         self.directory = Path(root) / self.model_key
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._damaged: list[tuple[Path, str]] = []
+        self._store: ShardStore | None = None
+        self._damaged: list[tuple[str, str]] = []
         description = self.directory / "model.json"
         if not description.exists():
             content = {"fingerprint": fingerprint, "entry_format": ENTRY_FORMAT, "shape": self.shape}
             atomic_write_bytes(description, json.dumps(content, indent=1, sort_keys=True, default=str).encode())
 
-    def _path(self, clip_key: str) -> Path:
-        return self.directory / clip_key[:2] / f"{clip_key}{ENTRY_SUFFIX}"
+    @property
+    def store(self) -> ShardStore:
+        """The shard store (opened on first use, so constructing a cache touches no index)."""
+        if self._store is None:
+            self._store = ShardStore(self.directory)
+        return self._store
+
+    def get_many(self, clip_keys: Sequence[str]) -> list[np.ndarray | None]:
+        """The cached outputs of ``clip_keys`` in order, None for absent or damaged ones (a damaged entry is
+        dropped and remembered)."""
+        found = self.store.get_many(clip_keys)
+        self._damaged.extend(self.store.take_damaged())
+        result: list[np.ndarray | None] = []
+        for key, array in zip(clip_keys, found):
+            reason = check_entry(array, self.shape) if array is not None else None
+            if reason is not None:
+                self.discard(key, reason)
+                array = None
+            result.append(None if array is None else np.array(array))
+        return result
+
+    def scan(self, clip_keys: Sequence[str], chunk: int = READ_CHUNK) -> Iterator[tuple[int, np.ndarray | None]]:
+        """``(position, output or None)`` for every key, read ``chunk`` keys at a time (bounded memory)."""
+        for start in range(0, len(clip_keys), chunk):
+            for offset, array in enumerate(self.get_many(clip_keys[start:start + chunk])):
+                yield start + offset, array
 
     def get(self, clip_key: str) -> np.ndarray | None:
-        """The cached embedding, or None (also for a damaged entry, which is removed and remembered)."""
-        path = self._path(clip_key)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            array, reason = None, f"unreadable ({error})"
-        else:
-            array, reason = decode_entry(data, self.shape)
-        if reason is not None:
-            self._damaged.append((path, reason))
-            path.unlink(missing_ok=True)
-        return array
+        """The cached output, or None (also for a damaged entry, which is dropped and remembered)."""
+        return self.get_many([clip_key])[0]
 
-    def take_damaged(self) -> list[tuple[Path, str]]:
-        """Damaged entries met since the last call (path, reason); they were removed from the cache."""
+    def discard(self, clip_key: str, reason: str) -> None:
+        """Drop an entry found unusable and remember why (see :meth:`take_damaged`)."""
+        self.store.delete([clip_key])
+        self._damaged.append((clip_key, reason))
+
+    def take_damaged(self) -> list[tuple[str, str]]:
+        """Damaged entries met since the last call (clip key, reason); they were dropped from the cache."""
         damaged, self._damaged = self._damaged, []
         return damaged
 
+    def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Store outputs (one index transaction); refuses ones of the wrong shape or with non-finite values."""
+        checked = []
+        for clip_key, output in items:
+            array = np.ascontiguousarray(output, dtype=np.float32)
+            if self.shape is not None and array.shape != self.shape:
+                raise ValueError(f"output of shape {array.shape} does not fit the cache shape {self.shape}")
+            if not np.isfinite(array).all():
+                raise ValueError("refusing to cache an output with NaN or infinite values")
+            checked.append((clip_key, array))
+        self.store.put_many(checked)
+
     def put(self, clip_key: str, embedding: np.ndarray) -> None:
-        """Store an embedding atomically (refuses one of the wrong shape or with non-finite values)."""
-        array = np.ascontiguousarray(embedding, dtype=np.float32)
-        if self.shape is not None and array.shape != self.shape:
-            raise ValueError(f"embedding of shape {array.shape} does not fit the cache shape {self.shape}")
-        if not np.isfinite(array).all():
-            raise ValueError("refusing to cache an embedding with NaN or infinite values")
-        path = self._path(clip_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, encode_entry(array))
+        """Store one output."""
+        self.put_many([(clip_key, embedding)])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_store": None, "_damaged": []}

@@ -21,6 +21,7 @@ from audiobench.cache import EmbeddingCache
 from audiobench.clip_batches import ClipAudio, ClipBatches, ClipFailure, StagedBatch, check_batch
 from audiobench.datasets.base import Clip
 from audiobench.errors import AudiobenchError, CacheWarning
+from audiobench.forward_chunks import forward_chunk, forward_in_chunks
 from audiobench.input_pipeline import PIPELINE_MODULES, audio_identity, clip_key, clip_keys, input_pipeline
 from audiobench.models.base import AudioModel
 from audiobench.output_rows import OutputRows
@@ -97,8 +98,9 @@ def cache_for(model: AudioModel, root: Path, output: str = "embedding", precisio
 
 def _warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
     damaged = cache.take_damaged()
-    for path, reason in damaged[:show]:
-        warnings.warn(f"Damaged embedding cache entry {path}: {reason}; recomputing it.", CacheWarning, stacklevel=3)
+    for key, reason in damaged[:show]:
+        warnings.warn(f"Damaged embedding cache entry {key} in {cache.directory}: {reason}; recomputing it.",
+                      CacheWarning, stacklevel=3)
     if len(damaged) > show:
         warnings.warn(f"{len(damaged) - show} more damaged embedding cache entries under {cache.directory} are "
                       f"being recomputed.", CacheWarning, stacklevel=3)
@@ -160,8 +162,7 @@ def extract_embeddings(
     keys, digests = clip_keys([c.path for c in clips], seconds)
     rows = rows if rows is not None else OutputRows(len(clips), OUTPUTS[output].size(model))
     todo = []
-    for index, key in enumerate(keys):
-        cached = cache.get(key) if cache is not None else None
+    for index, cached in (cache.scan(keys) if cache is not None else enumerate([None] * len(keys))):
         if cached is None:
             todo.append(index)
         else:
@@ -181,16 +182,17 @@ def extract_embeddings(
         kind = OUTPUTS[output]
         batches = ClipBatches(todo_clips, model.sample_rate, seconds, device, plan, batch_size, model.input_stage(),
                               audio, todo_digests)
+        chunk = forward_chunk(device, batch_size, int(round(seconds * model.sample_rate)) if seconds else None)
         with compute_threads(plan), torch.inference_mode(), autocast(device, precision):
             for positions, inputs, staged in batches:
                 embed = kind.from_inputs(model) if staged else kind.from_waveforms(model)
-                embeddings = embed(inputs).float().cpu().numpy()
+                embeddings = forward_in_chunks(embed, inputs, chunk).float().cpu().numpy()
                 for position, embedding in zip(positions, embeddings):
                     index = todo[position]
                     check_finite(model, clips[index], embedding)
                     rows.put(index, embedding)
-                    if cache is not None:
-                        cache.put(keys[index], embedding)
+                if cache is not None:
+                    cache.put_many(zip([keys[todo[position]] for position in positions], embeddings))
                 if on_progress is not None:
                     on_progress(len(positions))
         if audio is not None:

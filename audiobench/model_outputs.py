@@ -63,8 +63,7 @@ def all_cached(options: Any, clips: Sequence[Clip], seconds: float | None, outpu
         return None
     keys, _ = clip_keys([clip.path for clip in clips], seconds)
     rows = _rows(options, clips, size, cache.model_key)
-    for index, key in enumerate(keys):
-        row = cache.get(key)
+    for index, row in cache.scan(keys):
         if row is None:
             return None  # something to compute (a damaged entry is recomputed, and named, by the full path)
         rows.put(index, row)

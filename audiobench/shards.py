@@ -194,6 +194,10 @@ class ShardStore:
         state.maps[shard] = mapped  # an older, shorter map stays alive as long as views into it do
         return mapped
 
+    def delete(self, keys: Sequence[str]) -> None:
+        """Remove the index rows of ``keys`` (their bytes stay in the shards, unreferenced)."""
+        self._db.execute_many("DELETE FROM entries WHERE key = ?", [(key,) for key in keys])
+
     def _damage(self, row: _Row, reason: str) -> None:
         key, shard, offset = row[:3]
         self._damaged.append((key, reason))

@@ -2,12 +2,15 @@
 
 Figures (clips/s, median of ``--repeats``, the variants alternating so machine drift hits all alike):
 
-* bare network: front-end + network on in-memory waveform batches (the ceiling);
+* bare network: front-end + network on in-memory waveform batches, one forward pass per batch;
+* bare network, chunked: the same in the forward chunks the pipeline uses on CPU
+  (:mod:`audiobench.forward_chunks`; equal to the above on CUDA): the ceiling of the pipeline;
 * pipeline cold: ``extract_embeddings`` with an empty audio cache (decode + resample + front-end + network);
 * pipeline warm: the same with the audio cache filled (nothing decoded), no embedding cache;
 * per-clip loop: what a script without audiobench does: decode, resample, one forward per clip.
 
-Ratios printed: warm/bare, cold/bare, batched/per-clip (cold and warm). With ``--runs``, also the wall time
+Ratios printed: warm/bare and cold/bare (at the same batch size), warm/bare-chunked (the pipeline's own
+overhead), batched/per-clip (cold and warm). With ``--runs``, also the wall time
 of a whole ``audiobench run`` (ESC-50 layout under ``--esc50``) cold (fresh cache) and re-run, and the peak
 RSS of those processes.
 
@@ -36,6 +39,7 @@ import audiobench
 from audiobench.audio import load_audio
 from audiobench.datasets.base import Clip
 from audiobench.embeddings import extract_embeddings
+from audiobench.forward_chunks import forward_chunk, forward_in_chunks
 from audiobench.threads import available_cores
 
 
@@ -52,8 +56,11 @@ def make_clips(directory: Path, count: int, seconds: float, sample_rate: int) ->
 
 
 def audio_clips(directory: Path, count: int) -> list[Clip]:
-    paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".wav", ".flac"))[:count]
-    return [Clip(clip_id=p.name, path=p, label=0) for p in paths]
+    """``count`` clips from the audio files in ``directory``, cycling through them when there are fewer files
+    (a GPU needs thousands of clips before start-up stops dominating)."""
+    paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    return [Clip(clip_id=f"{i}:{paths[i % len(paths)].name}", path=paths[i % len(paths)], label=0)
+            for i in range(count)]
 
 
 def rate(count: int, started: float) -> float:
@@ -65,16 +72,18 @@ def synchronize(model) -> None:
         torch.cuda.synchronize(model.device)
 
 
-def time_bare(model, clips, seconds: float, batch_size: int) -> float:
-    """Front-end + network on in-memory batches (on the model's device) of the same clips, every core computing."""
+def time_bare(model, clips, seconds: float, batch_size: int, chunked: bool = False) -> float:
+    """Front-end + network on in-memory batches (on the model's device) of the same clips, every core computing;
+    ``chunked``: each batch in the pipeline's forward chunks."""
     waveforms = torch.from_numpy(np.stack([load_audio(c.path, model.sample_rate, seconds) for c in clips]))
     waveforms = waveforms.to(model.device)
+    chunk = forward_chunk(model.device, batch_size, waveforms.shape[-1]) if chunked else batch_size
     torch.set_num_threads(available_cores())
     synchronize(model)
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(clips), batch_size):
-            model.embed(waveforms[start:start + batch_size])
+            forward_in_chunks(model.embed, waveforms[start:start + batch_size], chunk)
     synchronize(model)
     return rate(len(clips), started)
 
@@ -146,6 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loop-clips", type=int, default=None, help="time the per-clip loop on the first N clips")
     parser.add_argument("--runs", action="store_true", help="also time whole `audiobench run` processes")
     parser.add_argument("--run-repeats", type=int, default=2)
     parser.add_argument("--esc50", type=Path, default=Path("../shared/data/esc50"))
@@ -154,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = audiobench.load_model(args.model, checkpoint=args.checkpoint).to(args.device)
-    figures: dict[str, list[float]] = {"bare": [], "cold": [], "warm": [], "loop": []}
+    figures: dict[str, list[float]] = {"bare": [], "bare_chunked": [], "cold": [], "warm": [], "loop": []}
     with tempfile.TemporaryDirectory() as tmp:
         clips = (audio_clips(args.audio_dir, args.clips) if args.audio_dir
                  else make_clips(Path(tmp), args.clips, args.seconds, 44100))
@@ -163,9 +173,10 @@ def main() -> None:
         for repeat in range(args.repeats):
             cache = Path(tmp) / f"cache{repeat}"
             figures["bare"].append(time_bare(model, clips, args.seconds, args.batch_size))
+            figures["bare_chunked"].append(time_bare(model, clips, args.seconds, args.batch_size, chunked=True))
             figures["cold"].append(time_pipeline(model, clips, args.seconds, args.batch_size, cache))
             figures["warm"].append(time_pipeline(model, clips, args.seconds, args.batch_size, cache))
-            figures["loop"].append(time_loop(model, clips, args.seconds))
+            figures["loop"].append(time_loop(model, clips[: args.loop_clips or len(clips)], args.seconds))
     median = {name: float(np.median(values)) for name, values in figures.items()}
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {available_cores()} cores, torch {torch.__version__}",
@@ -173,6 +184,7 @@ def main() -> None:
         "audio": str(args.audio_dir) if args.audio_dir else "generated 44.1 kHz wav",
         "clips_per_s": median,
         "ratios": {"warm_over_bare": median["warm"] / median["bare"], "cold_over_bare": median["cold"] / median["bare"],
+                   "warm_over_bare_chunked": median["warm"] / median["bare_chunked"],
                    "batched_over_loop_cold": median["cold"] / median["loop"],
                    "batched_over_loop_warm": median["warm"] / median["loop"]},
         "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -191,7 +203,7 @@ def main() -> None:
     print(f"{result['machine']}; {args.model}, batch {args.batch_size}, {len(clips)} clips of {args.seconds:g} s, "
           f"median of {args.repeats}")
     for name, value in median.items():
-        print(f"  {name:5s} {value:8.1f} clips/s")
+        print(f"  {name:12s} {value:8.1f} clips/s")
     for name, value in result["ratios"].items():
         print(f"  {name:24s} {value:.2f}")
     for name, value in result.get("runs", {}).items():

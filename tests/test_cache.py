@@ -48,20 +48,46 @@ def test_fingerprints_select_directories(tmp_path) -> None:
     assert a_again.get("ef" * 32) is not None
 
 
-@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "pickle"])
-def test_corrupt_entry_is_missing_and_removed(tmp_path, damage) -> None:
+def _shard_of(cache: EmbeddingCache, key: str) -> tuple[Path, int, int]:
+    return cache.store.location(key)
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "deleted", "flipped"])
+def test_corrupt_entry_is_missing_and_dropped(tmp_path, damage) -> None:
     cache = EmbeddingCache(tmp_path, {"model": "m"})
     key = "0f" * 32
     cache.put(key, np.arange(64, dtype=np.float32))
-    path = cache._path(key)
-    raw = path.read_bytes()
-    damaged = {"random": np.random.default_rng(0).bytes(300), "truncated": raw[:-40], "empty": b"",
-               "pickle": b"\x80\x04\x95" + raw[3:]}[damage]
-    path.write_bytes(damaged)
-    assert cache.get(key) is None
-    assert not path.exists()
-    cache.put(key, np.ones(2))  # and it can be written again
-    np.testing.assert_array_equal(cache.get(key), np.ones(2))
+    shard, offset, nbytes = _shard_of(cache, key)
+    raw = bytearray(shard.read_bytes())
+    if damage == "random":
+        raw[offset:offset + nbytes] = np.random.default_rng(0).bytes(nbytes)
+    elif damage == "flipped":
+        raw[offset + 7] ^= 0x10
+    elif damage == "truncated":
+        raw = raw[:offset + nbytes - 40]
+    if damage == "deleted":
+        shard.unlink()
+    else:
+        shard.write_bytes(bytes(raw))
+    fresh = EmbeddingCache(tmp_path, {"model": "m"})  # another process: no memory map of the old bytes
+    assert fresh.get(key) is None
+    assert [k for k, _ in fresh.take_damaged()] == [key]
+    assert key not in fresh.store
+    fresh.put(key, np.ones(2))  # and it can be written again
+    np.testing.assert_array_equal(fresh.get(key), np.ones(2))
+
+
+def test_many_entries_live_in_few_files(tmp_path) -> None:
+    cache = EmbeddingCache(tmp_path, {"model": "m"}, shape=(4,))
+    keys = [f"{i:064x}" for i in range(1000)]
+    for start in range(0, 1000, 100):
+        cache.put_many((key, np.full(4, i, np.float32)) for i, key in enumerate(keys[start:start + 100], start))
+    assert len(list(cache.directory.rglob("*"))) < 10
+    found = dict(cache.scan(keys, chunk=64))
+    assert len(found) == 1000 and all(found[i][0] == i for i in range(1000))
+    got = cache.get(keys[3])
+    got[0] = -1  # reads are the caller's own arrays
+    assert cache.get(keys[3])[0] == 3
 
 
 # --------------------------------------------------------------------------- extraction

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiobench.cache import CHECKSUM_BYTES, EmbeddingCache, encode_entry
+from audiobench.cache import EmbeddingCache
 from audiobench.code_version import code_modules, source_digest
 from audiobench.datasets.base import Clip
 from audiobench.embeddings import cache_for, clip_key, extract_embeddings
@@ -150,45 +150,44 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- damaged entries
 
 
-def _good_entry(tmp_path: Path) -> tuple[EmbeddingCache, str, Path]:
+def _good_entry(tmp_path: Path) -> tuple[EmbeddingCache, str]:
     cache = EmbeddingCache(tmp_path, {"model": "m"}, shape=(8,))
     key = "1f" * 32
     cache.put(key, np.arange(8, dtype=np.float32))
-    return cache, key, cache._path(key)
+    return cache, key
 
 
-def _rewrite(array: np.ndarray) -> bytes:
-    return encode_entry(array) if array.dtype == np.float32 else _encode_any(array)
+def _store_raw(array: np.ndarray):
+    return lambda cache, key: cache.store.put(key, array)  # bypasses the cache's own checks
 
 
-def _encode_any(array: np.ndarray) -> bytes:
-    import hashlib
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    payload = buffer.getvalue()
-    return payload + hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES).digest()
+def _edit_shard(edit):
+    def damage(cache: EmbeddingCache, key: str) -> None:
+        shard, offset, nbytes = cache.store.location(key)
+        shard.write_bytes(edit(shard.read_bytes(), offset, nbytes))
+    return damage
 
 
 DAMAGES = {
-    "wrong shape": lambda raw: _rewrite(np.zeros(5, np.float32)),
-    "wrong dtype": lambda raw: _rewrite(np.zeros(8, np.float64)),
-    "nan": lambda raw: _rewrite(np.array([np.nan] * 8, np.float32)),
-    "inf": lambda raw: _rewrite(np.array([np.inf] * 8, np.float32)),
-    "torn write": lambda raw: raw[: len(raw) // 2],
-    "flipped byte": lambda raw: raw[:-40] + bytes([raw[-40] ^ 0x10]) + raw[-39:],
-    "empty": lambda raw: b"",
+    "wrong shape": _store_raw(np.zeros(5, np.float32)),
+    "wrong dtype": _store_raw(np.zeros(8, np.float64)),
+    "nan": _store_raw(np.array([np.nan] * 8, np.float32)),
+    "inf": _store_raw(np.array([np.inf] * 8, np.float32)),
+    "torn write": _edit_shard(lambda raw, offset, nbytes: raw[:offset + nbytes // 2]),
+    "flipped byte": _edit_shard(lambda raw, offset, nbytes: raw[:offset + 3] + bytes([raw[offset + 3] ^ 0x10])
+                                + raw[offset + 4:]),
+    "shard deleted": lambda cache, key: cache.store.location(key)[0].unlink(),
 }
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_damaged_entry_is_dropped_and_named(tmp_path: Path, damage: str) -> None:
-    cache, key, path = _good_entry(tmp_path)
-    path.write_bytes(DAMAGES[damage](path.read_bytes()))
-    assert cache.get(key) is None
-    damaged = cache.take_damaged()
-    assert [p for p, _ in damaged] == [path] and not path.exists()
+    cache, key = _good_entry(tmp_path)
+    DAMAGES[damage](cache, key)
+    reader = EmbeddingCache(tmp_path, {"model": "m"}, shape=(8,))  # a later run reads the damaged store
+    assert reader.get(key) is None
+    damaged = reader.take_damaged()
+    assert [k for k, _ in damaged] == [key] and key not in reader.store
 
 
 def test_damaged_entry_is_recomputed_with_a_warning(wav: Path, tmp_path: Path) -> None:
@@ -198,11 +197,12 @@ def test_damaged_entry_is_recomputed_with_a_warning(wav: Path, tmp_path: Path) -
     clips = [Clip(clip_id="a.wav", path=wav, label=0)]
     cache = cache_for(model, tmp_path / "cache")
     first, _ = extract_embeddings(model, clips, 1.0, cache, num_workers=0)
-    entry = cache._path(clip_key(wav, 1.0))
-    raw = entry.read_bytes()
-    entry.write_bytes(raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:])  # one flipped byte in the values
-    with pytest.warns(CacheWarning, match=str(entry.name)):
-        again, stats = extract_embeddings(model, clips, 1.0, cache, num_workers=0)
+    key = clip_key(wav, 1.0)
+    shard, offset, _ = cache.store.location(key)
+    raw = shard.read_bytes()
+    shard.write_bytes(raw[:offset + 5] + bytes([raw[offset + 5] ^ 0xFF]) + raw[offset + 6:])  # one flipped byte
+    with pytest.warns(CacheWarning, match=key):
+        again, stats = extract_embeddings(model, clips, 1.0, cache_for(model, tmp_path / "cache"), num_workers=0)
     assert stats.computed == 1
     np.testing.assert_array_equal(first, again)
     with warnings.catch_warnings():

@@ -18,6 +18,7 @@ from audiobench.cache import EmbeddingCache
 from audiobench.clip_batches import ClipBatches
 from audiobench.datasets.base import Clip
 from audiobench.embeddings import EmbeddingStats, _warn_damaged, audio_cache_for, check_finite, compute_threads
+from audiobench.forward_chunks import forward_chunk, forward_in_chunks
 from audiobench.input_pipeline import clip_keys, input_pipeline
 from audiobench.models.base import AudioModel
 from audiobench.threads import plan_threads
@@ -41,19 +42,23 @@ class ClipFrames:
 class FrameCache(EmbeddingCache):
     """An :class:`EmbeddingCache` of flattened ``[T * D]`` frame entries (no fixed shape: ``T`` follows the clip)."""
 
+    def get_frames_many(self, keys: Sequence[str], dim: int, expected_frames: int | None) -> list[np.ndarray | None]:
+        """Cached ``[T, D]`` entries (None when absent or not a whole ``[T, D]``: such an entry is dropped,
+        reported through :meth:`take_damaged`, and recomputed)."""
+        result: list[np.ndarray | None] = []
+        for key, flat in zip(keys, self.get_many(keys)):
+            if flat is not None:
+                whole = flat.ndim == 1 and flat.size > 0 and flat.size % dim == 0
+                if not whole or (expected_frames and flat.size != expected_frames * dim):
+                    expected = f"{expected_frames} x {dim}" if expected_frames else f"a whole number of {dim}-d frames"
+                    self.discard(key, f"{flat.size} values, expected {expected}")
+                    flat = None
+            result.append(None if flat is None else flat.reshape(-1, dim))
+        return result
+
     def get_frames(self, key: str, dim: int, expected_frames: int | None) -> np.ndarray | None:
-        """A cached ``[T, D]`` entry, or None when absent or not a whole ``[T, D]`` (then it is removed, reported
-        through :meth:`take_damaged`, and recomputed)."""
-        flat = self.get(key)
-        if flat is None:
-            return None
-        whole = flat.ndim == 1 and flat.size > 0 and flat.size % dim == 0
-        if not whole or (expected_frames and flat.size != expected_frames * dim):
-            expected = f"{expected_frames} x {dim}" if expected_frames else f"a whole number of {dim}-d frames"
-            self._damaged.append((self._path(key), f"{flat.size} values, expected {expected}"))
-            self._path(key).unlink(missing_ok=True)
-            return None
-        return flat.reshape(-1, dim)
+        """One cached ``[T, D]`` entry (see :meth:`get_frames_many`)."""
+        return self.get_frames_many([key], dim, expected_frames)[0]
 
 
 def frame_cache(model: AudioModel, root: Path, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> FrameCache:
@@ -83,7 +88,7 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
     fixed = None if seconds is None else model.frame_geometry(int(round(seconds * model.sample_rate)), window_ms,
                                                               hop_ms)[2]
     keys, digests = clip_keys([c.path for c in clips], seconds)
-    result = [cache.get_frames(k, dim, fixed) if cache is not None else None for k in keys]
+    result = cache.get_frames_many(keys, dim, fixed) if cache is not None else [None] * len(keys)
     if cache is not None:
         _warn_damaged(cache)
     todo = [i for i, frames in enumerate(result) if frames is None]
@@ -97,9 +102,11 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
         plan = plan_threads(model.device.type, decoded, workers=num_workers)
         batches = ClipBatches(todo_clips, model.sample_rate, seconds, model.device, plan, batch_size, None, audio,
                               todo_digests)
+        chunk = forward_chunk(model.device, batch_size, int(round(seconds * model.sample_rate)) if seconds else None)
         with compute_threads(plan), torch.inference_mode():
             for positions, waveforms, _ in batches:
-                frames, _ = model.embed_frames(waveforms, window_ms=window_ms, hop_ms=hop_ms)
+                frames = forward_in_chunks(lambda part: model.embed_frames(part, window_ms=window_ms, hop_ms=hop_ms)[0],
+                                           waveforms, chunk)
                 frames = frames.float().cpu().numpy()
                 for position, clip_frames in zip(positions, frames):
                     index = todo[position]

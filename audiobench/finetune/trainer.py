@@ -29,6 +29,7 @@ from audiobench.finetune.data import ClipTargets, WaveformSource, derived_seed
 from audiobench.finetune.head import replace_head
 from audiobench.finetune.pipeline import Augmenter, Batch, Objective
 from audiobench.finetune.schedules import ExpWarmupLinearDown, exp_warmup_linear_down_scheduler
+from audiobench.forward_chunks import forward_chunk, forward_in_chunks
 from audiobench.models.base import AudioModel
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -139,7 +140,9 @@ class FineTuner:
         with torch.inference_mode(), self.autocast():
             for _, waveforms in self.source.ordered(rows, batch_size or self.recipe["eval_batch_size"]
                                                     or self.recipe["batch_size"]):
-                out.append(model.head_inputs(stage(waveforms.to(self.device))).float().cpu().numpy())
+                chunk = forward_chunk(self.device, len(waveforms), waveforms.shape[-1])
+                scores = forward_in_chunks(lambda part: model.head_inputs(stage(part.to(self.device))), waveforms, chunk)
+                out.append(scores.float().cpu().numpy())
         return np.concatenate(out)
 
     def _parts(self, model: AudioModel) -> dict[str, Any]:

@@ -4,7 +4,7 @@ The device machine sees only the repository (64 MiB with what is carried) and ca
 its Python has PyTorch but not every audiobench dependency. This copies, from ``../shared`` and pip:
 
 * wheels for Python 3.12 of the dependencies that image lacks (soundfile and its cffi, soxr, platformdirs);
-* the ESC-50 metadata and a fold-balanced subset of the staged clips (as many as fit the budget);
+* the ESC-50 metadata and a class-balanced subset of the staged clips (as many as fit the budget);
 * the released mn04 and CP-Mobile checkpoints, the TAU22 device impulse responses and one real TAU22 clip.
 
     python scripts/stage_device_checks.py            # then: run(command="python3 scripts/device_checks.py",
@@ -54,20 +54,21 @@ def tree_bytes() -> int:
 
 
 def stage_esc50(dest: Path, budget: int) -> int:
-    """Copy ESC-50's metadata and, fold by fold in turn, as many staged clips as fit ``budget`` bytes."""
+    """Copy ESC-50's metadata and, class by class in turn, as many staged clips as fit ``budget`` bytes (so
+    every class has about as many clips, and stratified 5-fold CV can run on them)."""
     source = SHARED / "data" / "esc50"
     (dest / "meta").mkdir(parents=True, exist_ok=True)
     shutil.copy(source / "meta" / "esc50.csv", dest / "meta" / "esc50.csv")
     present = {path.stem: path for path in (source / "audio").iterdir()}
-    by_fold: dict[str, list[Path]] = defaultdict(list)
+    by_class: dict[int, list[Path]] = defaultdict(list)
     with open(source / "meta" / "esc50.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             stem = Path(row["filename"]).stem
             if stem in present:
-                by_fold[row["fold"]].append(present[stem])
+                by_class[int(row["target"])].append(present[stem])
     (dest / "audio").mkdir(exist_ok=True)
     used, copied = 0, 0
-    queues = [sorted(paths) for _, paths in sorted(by_fold.items())]
+    queues = [sorted(paths) for _, paths in sorted(by_class.items())]
     while any(queues):
         for queue in queues:
             if queue:
@@ -82,7 +83,7 @@ def stage_esc50(dest: Path, budget: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", default=".device", help="folder in the repository root (git-ignored)")
-    parser.add_argument("--margin-mb", type=float, default=2.0, help="room left under the 64 MiB limit")
+    parser.add_argument("--margin-mb", type=float, default=1.0, help="room left under the 64 MiB limit")
     args = parser.parse_args()
     dest = ROOT / args.dest
     shutil.rmtree(dest, ignore_errors=True)

@@ -78,7 +78,7 @@ class EmbeddingCache:
     def store(self) -> ShardStore:
         """The shard store (opened on first use, so constructing a cache touches no index)."""
         if self._store is None:
-            self._store = ShardStore(self.directory)
+            self._store = ShardStore(self.directory, mapped=False)  # reads are copied: no mapped pages kept
         return self._store
 
     def get_many(self, clip_keys: Sequence[str]) -> list[np.ndarray | None]:
@@ -92,7 +92,7 @@ class EmbeddingCache:
             if reason is not None:
                 self.discard(key, reason)
                 array = None
-            result.append(None if array is None else np.array(array))
+            result.append(array)
         return result
 
     def scan(self, clip_keys: Sequence[str], chunk: int = READ_CHUNK) -> Iterator[tuple[int, np.ndarray | None]]:

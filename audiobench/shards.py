@@ -6,7 +6,9 @@ shard (``<pid>-<random>.shard``), so writers never contend, and starts a new one
 dtype, shape, crc32). The bytes are written before the index row is committed, so a row never points at
 missing bytes; an interrupted write leaves only unindexed tail bytes, which nothing reads.
 
-Reads are read-only numpy views into a memory map of the shard (opened once per process). With
+Reads are read-only numpy views into a memory map of the shard (opened once per process), or, with
+``mapped=False``, arrays of their own read with ``pread`` (for callers that copy anyway: scanning a store
+far larger than memory then leaves no mapped pages behind in the process's resident set). With
 ``verify`` every read checks the crc32 of the bytes; an entry that fails (or whose shard is missing,
 too short or whose metadata is unreadable) is "damaged": its row is deleted, it is reported through
 :meth:`ShardStore.take_damaged` and reads as None, so the caller recomputes it.
@@ -45,13 +47,21 @@ class _ProcessState:
         self.lock = threading.Lock()
         self.shard = ""  # the shard this process appends to (none yet)
         self.maps: dict[str, mmap.mmap] = {}
+        self.files: dict[str, int] = {}  # file descriptors of shards read with pread
+
+    def close_files(self) -> None:
+        for descriptor in self.files.values():
+            os.close(descriptor)
+        self.files.clear()
 
 
 class ShardStore:
     """Arrays by key in append-only shard files with a sqlite index; reads are verified memory-map views."""
 
-    def __init__(self, directory: Path, max_shard_bytes: int = 1 << 30, verify: bool = True) -> None:
+    def __init__(self, directory: Path, max_shard_bytes: int = 1 << 30, verify: bool = True,
+                 mapped: bool = True) -> None:
         self.directory, self.max_shard_bytes, self.verify = Path(directory), max_shard_bytes, verify
+        self.mapped = mapped
         self.directory.mkdir(parents=True, exist_ok=True)
         self._db = LocalSqlite(self.directory / "index.sqlite", _SCHEMA)
         self._state: _ProcessState | None = None
@@ -62,6 +72,8 @@ class ShardStore:
 
     def close(self) -> None:
         """Drop this process's memory maps (views keep theirs alive) and close its index connection."""
+        if self._state is not None and self._state.pid == os.getpid():
+            self._state.close_files()
         self._state = None
         self._db.close()
 
@@ -158,12 +170,42 @@ class ShardStore:
             empty = np.empty(shape, dtype)
             empty.flags.writeable = False
             return empty
-        mapped = self._map(state, shard, offset + nbytes, sizes)
-        if isinstance(mapped, str):
-            return self._damage(row, mapped)
-        if self.verify and zlib.crc32(memoryview(mapped)[offset:offset + nbytes]) != crc:
+        if self.mapped:
+            source = self._map(state, shard, offset + nbytes, sizes)
+            start = offset
+        else:
+            source, start = self._pread(state, shard, offset, nbytes, sizes), 0
+        if isinstance(source, str):
+            return self._damage(row, source)
+        if self.verify and zlib.crc32(memoryview(source)[start:start + nbytes]) != crc:
             return self._damage(row, "crc32 mismatch (bytes changed on disk)")
-        return np.frombuffer(mapped, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset).reshape(shape)
+        array = np.frombuffer(source, dtype=dtype, count=nbytes // dtype.itemsize, offset=start).reshape(shape)
+        return array if self.mapped else array.copy()
+
+    def _pread(self, state: _ProcessState, shard: str, offset: int, nbytes: int,
+               sizes: dict[str, int | None]) -> bytes | str:
+        """The entry's bytes read from the shard file, or the reason they cannot be."""
+        size = self._size(shard, sizes)
+        if size is None:
+            return f"shard {shard} missing"
+        if size < offset + nbytes:
+            return f"shard {shard} too short ({size} bytes, entry ends at {offset + nbytes})"
+        try:
+            if shard not in state.files:
+                state.files[shard] = os.open(self.directory / shard, os.O_RDONLY)
+            data = os.pread(state.files[shard], nbytes, offset)
+        except OSError as error:
+            return f"shard {shard} unreadable ({error})"
+        return data if len(data) == nbytes else f"shard {shard} too short (read {len(data)} of {nbytes} bytes)"
+
+    def _size(self, shard: str, sizes: dict[str, int | None]) -> int | None:
+        """The shard's size in bytes (stat once per :meth:`get_many`), None when it is missing."""
+        if shard not in sizes:
+            try:
+                sizes[shard] = os.stat(self.directory / shard).st_size
+            except FileNotFoundError:
+                sizes[shard] = None
+        return sizes[shard]
 
     def _map(self, state: _ProcessState, shard: str, needed: int, sizes: dict[str, int | None]) -> mmap.mmap | str:
         """A read-only map of ``shard`` covering ``needed`` bytes, or the reason there is none.
@@ -171,12 +213,7 @@ class ShardStore:
         The shard's size is checked (once per :meth:`get_many`) even when it is mapped already: reading a
         mapped page past the end of a file that was cut short would kill the process (SIGBUS).
         """
-        if shard not in sizes:
-            try:
-                sizes[shard] = os.stat(self.directory / shard).st_size
-            except FileNotFoundError:
-                sizes[shard] = None
-        size = sizes[shard]
+        size = self._size(shard, sizes)
         if size is None:
             return f"shard {shard} missing"
         if size < needed:

@@ -85,8 +85,9 @@ def test_rollover_to_several_shards(tmp_path: Path) -> None:
         assert np.array_equal(array, arrays[key])
 
 
-def test_flipped_byte_is_damage_and_reput_works(tmp_path: Path) -> None:
-    store = ShardStore(tmp_path)
+@pytest.mark.parametrize("mapped", [True, False], ids=["mmap", "pread"])
+def test_flipped_byte_is_damage_and_reput_works(tmp_path: Path, mapped: bool) -> None:
+    store = ShardStore(tmp_path, mapped=mapped)
     store.put_many([("good", np.arange(8, dtype=np.float32)), ("bad", np.arange(16, dtype=np.int16))])
     assert store.get("bad") is not None  # mapped before the damage, too
     shard, offset, nbytes = store.location("bad")
@@ -107,8 +108,9 @@ def test_without_verify_a_flipped_byte_is_not_checked(tmp_path: Path) -> None:
     assert ShardStore(tmp_path, verify=False).get("x")[0] == 0xFF
 
 
-def test_truncated_and_deleted_shards_are_damage(tmp_path: Path) -> None:
-    store = ShardStore(tmp_path, max_shard_bytes=64)
+@pytest.mark.parametrize("mapped", [True, False], ids=["mmap", "pread"])
+def test_truncated_and_deleted_shards_are_damage(tmp_path: Path, mapped: bool) -> None:
+    store = ShardStore(tmp_path, max_shard_bytes=64, mapped=mapped)
     store.put_many([("cut", np.ones(40, np.float32)), ("gone", np.ones(40, np.float32))])
     assert all(array is not None for array in store.get_many(["cut", "gone"]))  # both mapped now
     cut, offset, nbytes = store.location("cut")
@@ -197,3 +199,13 @@ def test_store_pickles_for_spawned_workers_and_describes_itself(tmp_path: Path) 
     assert copy.description()["info"] == {"what": "test"}
     store.close()
     assert np.array_equal(store.get("x"), [0, 1, 2])  # reopens after close
+
+
+def test_pread_reads_are_writable_copies(tmp_path: Path) -> None:
+    store = ShardStore(tmp_path, mapped=False)
+    store.put("x", np.arange(6, dtype=np.float64).reshape(2, 3))
+    first = store.get("x")
+    assert first.shape == (2, 3) and first.flags.writeable
+    first[0, 0] = 99
+    assert store.get("x")[0, 0] == 0
+    store.close()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from audiobench.datasets.base import OfficialList, list_sha256, Clip, DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
@@ -51,6 +52,29 @@ def test_probe_is_deterministic_and_learns() -> None:
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(predicted, scores.argmax(axis=1))
     assert accuracy(y[test], predicted) > 0.8
+
+
+def test_probe_is_solved_to_its_optimum_not_stopped_early() -> None:
+    """The score must be the optimum's: a probe stopped early (scikit-learn's L-BFGS default, tolerance 1e-4)
+    records where the solver stopped, and last-bit differences of the features between CPUs move that."""
+    x, y = _blobs(n_per_class=12, classes=10, dim=64, seed=4, spread=4.0)  # nearly separable: D > N / K
+    probe = LinearProbe(C=1.0)
+    pipeline = probe._pipeline(1.0).fit(x, y)
+    z, head = pipeline[0].transform(x).astype(np.float64), pipeline[-1]
+    logits = z @ head.coef_.T + head.intercept_
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    residual = p - np.eye(10)[y]
+    # scikit-learn's objective: C * sum of cross-entropies + ||W||^2 / 2 (intercept not penalised)
+    gradient = np.concatenate([(1.0 * residual.T @ z + head.coef_).ravel(), 1.0 * residual.sum(axis=0)])
+    assert np.abs(gradient).max() / len(y) < 1e-6  # per-sample scale, as the solver's tolerance
+
+    early = LogisticRegression(C=1.0, max_iter=1000).fit(z, y)  # the default the probe must not be
+    early_logits = z @ early.coef_.T + early.intercept_
+    early_p = np.exp(early_logits - early_logits.max(axis=1, keepdims=True))
+    early_p /= early_p.sum(axis=1, keepdims=True)
+    early_gradient = (early_p - np.eye(10)[y]).T @ z + early.coef_
+    assert np.abs(early_gradient).max() / len(y) > 1e-5  # the check above can tell the two apart
 
 
 def test_probe_returns_original_label_values() -> None:

@@ -6,6 +6,7 @@ cross-validation on the training split only; the test split is never looked at b
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,13 +22,18 @@ AUTO_C_GRID = (0.01, 0.1, 1.0, 10.0)
 # Below this many feature values, multi-threaded BLAS only adds overhead (measured: 20 lbfgs iterations
 # on 331 x 384 ESC-50 embeddings take 1.4 s with 2 OpenBLAS threads and 0.02 s with one).
 SINGLE_THREAD_BELOW = 5_000_000
-# L-BFGS stops when the largest gradient component is below this (scikit-learn's default is 1e-4). At 1e-4
-# a probe stops far from its optimum (mn04 on ESC-50: after ~19 iterations) and its predictions depend on
-# float rounding: logmel-stats features changed in their last bit flip one test clip in a fold, so two CPUs
-# gave two accuracies. At 1e-6 the solver runs until the objective stops changing (scipy's ftol) and the
-# predictions are the optimum's, the same under last-bit perturbations of the features (measured on the
-# ESC-50 CV folds: 6 perturbed copies, every fold, both models).
-GRADIENT_TOLERANCE = 1e-6
+# The probe is solved to its optimum, so that its score is a property of the features and not of where a solver
+# stopped. scikit-learn's default (L-BFGS, gradient tolerance 1e-4) stops early: after 7 iterations on 20k x 512
+# blobs of 50 classes, after ~19 on mn04 ESC-50 embeddings, and on logmel-stats features a last-bit change of
+# the inputs moved test probabilities by 2e-2 and flipped a test clip, so two CPUs recorded two accuracies.
+# L-BFGS at 1e-6 stops on its function-change test instead, still 1e-2 away. Newton-CG (Hessian-vector
+# products, float64) to a gradient tolerance of 1e-8 moves them by < 1e-5 (measured on the ESC-50 CV folds
+# of both models; the smallest top-1/top-2 margin there is 1e-4) at 1-4x L-BFGS's time.
+# Near 1e-8 a Newton step can no longer lower the loss in float64: scikit-learn then warns "Line Search failed"
+# (scipy: "Rounding errors prevent the line search from converging") and keeps the last iterate, which is the
+# optimum to rounding. Those warnings are silenced; reaching max_iter still warns (ConvergenceWarning).
+SOLVER = "newton-cg"
+GRADIENT_TOLERANCE = 1e-8
 
 
 @dataclass
@@ -42,8 +48,8 @@ class LinearProbe:
     chosen: list[float] = field(default_factory=list)  # C chosen per split when C="auto"
 
     def _pipeline(self, c: float) -> Pipeline:
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=self.max_iter, tol=self.tol,
-                                                                random_state=self.seed))
+        head = LogisticRegression(C=c, solver=SOLVER, max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
+        return make_pipeline(StandardScaler(), head)
 
     def fit_predict(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                     num_classes: int | None = None, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +67,9 @@ class LinearProbe:
             scores = fit_predict_multilabel(x_train, y_train, x_test, float(self.C), self.max_iter, self.seed, mask)
             return scores.argmax(axis=1), scores
         threads = 1 if x_train.size < SINGLE_THREAD_BELOW else None
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with threadpool_limits(limits=threads, user_api="blas"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Line Search failed")
+            warnings.filterwarnings("ignore", message="(Rounding errors prevent|The line search algorithm did not)")
             predicted, probabilities, classes = self._fit_predict(x_train, y_train, x_test)
         if num_classes is None:
             return predicted, probabilities
@@ -88,7 +96,7 @@ class LinearProbe:
 
     def describe(self) -> dict[str, object]:
         """Settings for the result record."""
-        return {"name": "linear-probe", "head": "StandardScaler + LogisticRegression (lbfgs, multinomial); "
+        return {"name": "linear-probe", "head": f"StandardScaler + LogisticRegression ({SOLVER}, multinomial); "
                                                 "multi-label: one logistic output per class, (masked) BCE, L-BFGS",
                 "C": self.C, "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
                 "C_selection": f"inner stratified {self.inner_folds}-fold CV on the training split over "

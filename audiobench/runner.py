@@ -203,7 +203,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     t0 = time.perf_counter()
     with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance, \
             compute_budget(options.threads):
-        predictions = evaluate_probe(probe, features, index, plan, advance)
+        predictions = evaluate_probe(probe, features, index, plan, advance, options.threads)
     metrics = score_record_metrics(predictions, card.all_metrics, card.groups)  # what `rescore` recomputes
     timings["protocol_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started

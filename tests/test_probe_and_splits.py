@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from audiobench.datasets.base import OfficialList, list_sha256, Clip, DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
 from audiobench.metrics import accuracy, mean_average_precision
+from audiobench.protocols.evaluate import evaluate_probe
 from audiobench.protocols.probe import AUTO_C_GRID, LinearProbe
 from audiobench.protocols.splits import cross_validation, official_folds
 from audiobench.results import summarise
@@ -75,6 +77,36 @@ def test_probe_is_solved_to_its_optimum_not_stopped_early() -> None:
     early_p /= early_p.sum(axis=1, keepdims=True)
     early_gradient = (early_p - np.eye(10)[y]).T @ z + early.coef_
     assert np.abs(early_gradient).max() / len(y) > 1e-5  # the check above can tell the two apart
+
+
+class _MeetingProbe(LinearProbe):
+    """Its first two fits wait for each other: they only get past the barrier when run at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier, self.lock, self.calls = threading.Barrier(2, timeout=20), threading.Lock(), 0
+
+    def fit_predict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.calls += 1
+            first_two = self.calls <= 2
+        if first_two:
+            self.barrier.wait()
+        return super().fit_predict(*args, **kwargs)
+
+
+def test_splits_fitted_in_parallel_threads_give_the_sequential_predictions() -> None:
+    x, y = _blobs(n_per_class=30, classes=4, dim=16, seed=5)
+    index = _index(y)
+    plan = cross_validation(index, 4, seed=0)
+    parallel = evaluate_probe(_MeetingProbe(), x, index, plan, threads=2)  # a sequential loop would time out
+    sequential = evaluate_probe(LinearProbe(), x, index, plan, threads=1)
+    assert list(parallel.clip_id) == list(sequential.clip_id) and list(parallel.split) == list(sequential.split)
+    np.testing.assert_array_equal(parallel.scores, sequential.scores)
+    assert LinearProbe().parallel_splits(len(y) * 16, multilabel=False)
+    assert not LinearProbe(C="auto").parallel_splits(100, multilabel=False)  # choices are recorded in split order
+    assert not LinearProbe().parallel_splits(100, multilabel=True)  # torch L-BFGS has its own threads
+    assert not LinearProbe().parallel_splits(10**8, multilabel=False)  # large fits use every BLAS thread
 
 
 def test_probe_returns_original_label_values() -> None:

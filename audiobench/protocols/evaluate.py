@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -13,37 +14,86 @@ from audiobench.protocols.splits import SplitPlan
 
 
 def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: DatasetIndex, plan: SplitPlan,
-                   advance: Callable[[int], None] = lambda n: None) -> Predictions:
+                   advance: Callable[[int], None] = lambda n: None, threads: int | None = None) -> Predictions:
     """Predictions for the test clips of every split of ``plan`` (the training split's labels only are seen).
 
     Probes that select on validation data (``uses_validation``) get the split's validation clips, or, for
     fold plans without them, the next fold's clips (taken out of the training clips), as the HEAR kit does.
     Probes that declare ``streaming = True`` get lazy :class:`~audiobench.feature_matrix.RowView` s of the
     rows instead of in-memory copies (``features`` may then live on disk as a ``FeatureMatrix``).
+    Probes whose ``parallel_splits`` allows it have up to ``threads`` (the thread budget) splits fitted at
+    once, one BLAS thread each; the predictions are those of one split after the other.
     """
     targets, masks, groups = index.targets(), index.masks(), index.groups()
     rows_of: Callable[[np.ndarray], Any] = (
         (lambda rows: row_view(features, rows)) if getattr(probe, "streaming", False) else features.__getitem__)
-    tested, names, scores = [], [], []
+    jobs = []
     for number, split in enumerate(plan.splits):
         train, valid = split.train, split.valid
         if getattr(probe, "uses_validation", False) and valid is None and len(plan.splits) > 1:
             # HEAR k-fold convention: the next fold validates, the remaining folds train
             valid = np.intersect1d(plan.splits[(number + 1) % len(plan.splits)].test, train)
             train = np.setdiff1d(train, valid)
+        jobs.append((split, train, valid))
+
+    def fit(job: tuple[Any, np.ndarray, np.ndarray | None]) -> np.ndarray:
+        split, train, valid = job
         extra: dict[str, Any] = {} if masks is None else {"mask": masks[train]}
         if getattr(probe, "uses_validation", False) and valid is not None and len(valid):
             extra.update(x_valid=rows_of(valid), y_valid=targets[valid])
             if masks is not None:
                 extra["mask_valid"] = masks[valid]
-        _, split_scores = probe.fit_predict(rows_of(train), targets[train], rows_of(split.test),
-                                            num_classes=len(index.classes), **extra)
-        tested.append(split.test)
-        names += [split.name] * len(split.test)
-        scores.append(split_scores)
-        advance(1)
+        return probe.fit_predict(rows_of(train), targets[train], rows_of(split.test),
+                                 num_classes=len(index.classes), **extra)[1]
+
+    workers = _split_workers(probe, features, targets, jobs, threads)
+    tested, names, scores = [], [], []
+    with _one_blas_thread(workers > 1), ThreadPoolExecutor(workers) if workers > 1 else _Inline() as pool:
+        for (split, _, _), split_scores in zip(jobs, pool.map(fit, jobs)):  # in split order
+            tested.append(split.test)
+            names += [split.name] * len(split.test)
+            scores.append(split_scores)
+            advance(1)
     rows = np.concatenate(tested) if tested else np.zeros(0, dtype=int)
     return Predictions(clip_id=[index.clips[i].clip_id for i in rows], split=names, target=targets[rows],
                        scores=np.concatenate(scores) if scores else np.zeros((0, len(index.classes)), np.float32),
                        classes=index.classes, mask=None if masks is None else masks[rows],
                        group=None if groups is None else groups[rows])
+
+
+def _split_workers(probe: Any, features: Any, targets: np.ndarray, jobs: list, threads: int | None) -> int:
+    """Threads fitting splits at once: 1 unless the probe allows it for in-memory features of this size."""
+    allows = getattr(probe, "parallel_splits", None)
+    if allows is None or len(jobs) < 2 or not isinstance(features, np.ndarray):
+        return 1
+    largest = max(len(train) for _, train, _ in jobs) * int(np.prod(features.shape[1:]))
+    if not allows(largest, targets.ndim == 2):
+        return 1
+    from audiobench.threads import budget_cores
+
+    return min(budget_cores(threads), len(jobs))
+
+
+class _Inline:
+    """A stand-in for a one-thread pool: ``map`` runs in the calling thread."""
+
+    def __enter__(self) -> "_Inline":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    @staticmethod
+    def map(function: Callable, items: list) -> Any:
+        return map(function, items)
+
+
+def _one_blas_thread(active: bool) -> Any:
+    """BLAS pools at one thread while splits are fitted in parallel threads (no oversubscription)."""
+    import contextlib
+
+    if not active:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")

@@ -29,11 +29,14 @@ SINGLE_THREAD_BELOW = 5_000_000
 # L-BFGS at 1e-6 stops on its function-change test instead, still 1e-2 away. Newton-CG (Hessian-vector
 # products, float64) to a gradient tolerance of 1e-8 moves them by < 1e-5 (measured on the ESC-50 CV folds
 # of both models; the smallest top-1/top-2 margin there is 1e-4) at 1-4x L-BFGS's time.
-# Near 1e-8 a Newton step can no longer lower the loss in float64: scikit-learn then warns "Line Search failed"
-# (scipy: "Rounding errors prevent the line search from converging") and keeps the last iterate, which is the
-# optimum to rounding. Those warnings are silenced; reaching max_iter still warns (ConvergenceWarning).
 SOLVER = "newton-cg"
 GRADIENT_TOLERANCE = 1e-8
+# Near 1e-8 a Newton step can no longer lower the loss in float64: scikit-learn then warns "Line Search failed"
+# (scipy: "Rounding errors prevent the line search from converging") and keeps the last iterate, which is the
+# optimum to rounding. Those two warnings of those two modules are silenced, once for the process (a
+# ``catch_warnings`` block is not thread-safe, and splits are fitted in threads); reaching max_iter still warns.
+for _message in ("Line Search failed", "Rounding errors prevent", "The line search algorithm did not"):
+    warnings.filterwarnings("ignore", message=_message, module=r"(sklearn\.utils|scipy)\.optimize")
 
 
 @dataclass
@@ -67,9 +70,7 @@ class LinearProbe:
             scores = fit_predict_multilabel(x_train, y_train, x_test, float(self.C), self.max_iter, self.seed, mask)
             return scores.argmax(axis=1), scores
         threads = 1 if x_train.size < SINGLE_THREAD_BELOW else None
-        with threadpool_limits(limits=threads, user_api="blas"), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Line Search failed")
-            warnings.filterwarnings("ignore", message="(Rounding errors prevent|The line search algorithm did not)")
+        with threadpool_limits(limits=threads, user_api="blas"):
             predicted, probabilities, classes = self._fit_predict(x_train, y_train, x_test)
         if num_classes is None:
             return predicted, probabilities
@@ -79,6 +80,11 @@ class LinearProbe:
         full = np.zeros((probabilities.shape[0], num_classes), dtype=probabilities.dtype)
         full[:, classes] = probabilities
         return predicted, full
+
+    def parallel_splits(self, train_values: int, multilabel: bool) -> bool:
+        """Whether several splits may be fitted at once, one thread each: single-label fits small enough for
+        one BLAS thread, with a fixed C (``C="auto"`` records its choices in split order)."""
+        return not multilabel and self.C != "auto" and train_values < SINGLE_THREAD_BELOW
 
     def _fit_predict(self, x_train: np.ndarray, y_train: np.ndarray,
                      x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

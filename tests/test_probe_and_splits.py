@@ -61,7 +61,7 @@ def test_probe_is_solved_to_its_optimum_not_stopped_early() -> None:
     records where the solver stopped, and last-bit differences of the features between CPUs move that."""
     x, y = _blobs(n_per_class=12, classes=10, dim=64, seed=4, spread=4.0)  # nearly separable: D > N / K
     probe = LinearProbe(C=1.0)
-    pipeline = probe._pipeline(1.0).fit(x, y)
+    pipeline = probe._pipeline(1.0).fit(x.astype(np.float64), y)  # as fit_predict does
     z, head = pipeline[0].transform(x).astype(np.float64), pipeline[-1]
     logits = z @ head.coef_.T + head.intercept_
     p = np.exp(logits - logits.max(axis=1, keepdims=True))

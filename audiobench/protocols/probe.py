@@ -22,13 +22,14 @@ AUTO_C_GRID = (0.01, 0.1, 1.0, 10.0)
 # Below this many feature values, multi-threaded BLAS only adds overhead (measured: 20 lbfgs iterations
 # on 331 x 384 ESC-50 embeddings take 1.4 s with 2 OpenBLAS threads and 0.02 s with one).
 SINGLE_THREAD_BELOW = 5_000_000
-# The probe is solved to its optimum, so that its score is a property of the features and not of where a solver
-# stopped. scikit-learn's default (L-BFGS, gradient tolerance 1e-4) stops early: after 7 iterations on 20k x 512
-# blobs of 50 classes, after ~19 on mn04 ESC-50 embeddings, and on logmel-stats features a last-bit change of
-# the inputs moved test probabilities by 2e-2 and flipped a test clip, so two CPUs recorded two accuracies.
-# L-BFGS at 1e-6 stops on its function-change test instead, still 1e-2 away. Newton-CG (Hessian-vector
-# products, float64) to a gradient tolerance of 1e-8 moves them by < 1e-5 (measured on the ESC-50 CV folds
-# of both models; the smallest top-1/top-2 margin there is 1e-4) at 1-4x L-BFGS's time.
+# The probe is solved to its optimum, in float64, so that its score is a property of the features and not of
+# where a solver stopped or of the CPU's float32 rounding. scikit-learn's default (L-BFGS, gradient tolerance
+# 1e-4, float32 kept as given) stops early: after 7 iterations on 20k x 512 blobs of 50 classes, ~19 on mn04
+# ESC-50 embeddings; on logmel-stats features a last-bit change of the inputs moved test probabilities by 2e-2
+# and flipped a test clip, so two CPUs recorded two accuracies. L-BFGS at 1e-6 stops on its function-change
+# test instead, still 1e-2 away. Newton-CG (Hessian-vector products) to a gradient tolerance of 1e-8 in float64
+# moves them by < 6e-6 (measured on the ESC-50 CV folds of both models, 3 perturbed copies each; the smallest
+# top-1/top-2 margin there is 1.2e-4), at 2-5x the time of the early-stopped L-BFGS (0.2 s per mn04 fold).
 SOLVER = "newton-cg"
 GRADIENT_TOLERANCE = 1e-8
 # Near 1e-8 a Newton step can no longer lower the loss in float64: scikit-learn then warns "Line Search failed"
@@ -70,8 +71,9 @@ class LinearProbe:
             scores = fit_predict_multilabel(x_train, y_train, x_test, float(self.C), self.max_iter, self.seed, mask)
             return scores.argmax(axis=1), scores
         threads = 1 if x_train.size < SINGLE_THREAD_BELOW else None
-        with threadpool_limits(limits=threads, user_api="blas"):
-            predicted, probabilities, classes = self._fit_predict(x_train, y_train, x_test)
+        with threadpool_limits(limits=threads, user_api="blas"):  # float64: scikit-learn keeps float32 as given
+            predicted, probabilities, classes = self._fit_predict(np.asarray(x_train, dtype=np.float64), y_train,
+                                                                  np.asarray(x_test, dtype=np.float64))
         if num_classes is None:
             return predicted, probabilities
         if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() >= num_classes:
@@ -102,7 +104,7 @@ class LinearProbe:
 
     def describe(self) -> dict[str, object]:
         """Settings for the result record."""
-        return {"name": "linear-probe", "head": f"StandardScaler + LogisticRegression ({SOLVER}, multinomial); "
+        return {"name": "linear-probe", "head": f"StandardScaler + LogisticRegression ({SOLVER}, float64, multinomial); "
                                                 "multi-label: one logistic output per class, (masked) BCE, L-BFGS",
                 "C": self.C, "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
                 "C_selection": f"inner stratified {self.inner_folds}-fold CV on the training split over "

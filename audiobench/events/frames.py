@@ -82,7 +82,7 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
     """Frame embeddings of ``clips`` (cropped/padded to ``seconds``; whole clips when None), reusing the cache.
 
     Clips of one fixed length are embedded in batches; whole clips one at a time (lengths differ).
-    Every computed clip is cached at once, so an interrupted extraction resumes.
+    Every computed batch is cached at once, so an interrupted extraction resumes.
     """
     dim = model.embedding_dim
     fixed = None if seconds is None else model.frame_geometry(int(round(seconds * model.sample_rate)), window_ms,
@@ -108,12 +108,14 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
                 frames = forward_in_chunks(lambda part: model.embed_frames(part, window_ms=window_ms, hop_ms=hop_ms)[0],
                                            waveforms, chunk)
                 frames = frames.float().cpu().numpy()
+                computed = []
                 for position, clip_frames in zip(positions, frames):
                     index = todo[position]
                     check_finite(model, clips[index], clip_frames)
                     result[index] = clip_frames
-                    if cache is not None:
-                        cache.put(keys[index], clip_frames.reshape(-1))
+                    computed.append((keys[index], clip_frames.reshape(-1)))
+                if cache is not None:
+                    cache.put_many(computed)  # one index transaction per batch
                 if on_progress is not None:
                     on_progress(len(positions))
     stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo), decoded=decoded)

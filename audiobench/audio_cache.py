@@ -19,7 +19,7 @@ from audiobench.audio import load_audio
 from audiobench.cache import stable_hash
 from audiobench.cachedir import cache_subdir
 from audiobench.content_id import ContentIndex, content_digest
-from audiobench.shards import ShardStore
+from audiobench.shards import STORE_FORMAT, ShardStore
 
 AUDIO_CACHE_FORMAT = "audio-cache-1 (float32 mono waveform per content digest)"
 
@@ -37,7 +37,7 @@ class AudioCache:
         self.sample_rate = int(sample_rate)
         self.seconds = None if seconds is None else float(seconds)  # 10 and 10.0 share a store
         self.pipeline, self.content_index = pipeline, content_index
-        self.description = {"format": AUDIO_CACHE_FORMAT, "sample_rate": self.sample_rate,
+        self.description = {"format": AUDIO_CACHE_FORMAT, "store": STORE_FORMAT, "sample_rate": self.sample_rate,
                             "seconds": self.seconds, "pipeline": pipeline}
         self.store = ShardStore(Path(root) / stable_hash(self.description)[:24], max_shard_bytes=max_shard_bytes)
         self.store.describe(self.description)

@@ -23,9 +23,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from audiobench.atomic import atomic_write_bytes
-from audiobench.shards import ShardStore
+from audiobench.shards import STORE_FORMAT, ShardStore
 
-ENTRY_FORMAT = "float32 in shards-1 (crc32-verified)"
+ENTRY_FORMAT = f"float32 in {STORE_FORMAT}"  # keys every cache: a new store format is a new cache
 READ_CHUNK = 4096  # keys per index query when scanning a task's clips
 
 

@@ -315,3 +315,4 @@ def main() -> None:
 from audiobench import cli_report  # noqa: E402,F401 - registers the report commands on `app`
 from audiobench import cli_sweep  # noqa: E402,F401 - registers the sweep command on `app`
 from audiobench import cli_model  # noqa: E402,F401 - registers the predict and complexity commands on `app`
+from audiobench import cli_cache  # noqa: E402,F401 - registers the cache commands on `app`

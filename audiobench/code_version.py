@@ -32,6 +32,10 @@ NOT_OUTPUT_AFFECTING: tuple[str, ...] = (
     "audiobench.cli", "audiobench.tasks", "audiobench.datasets", "audiobench.protocols",
     "audiobench.metrics", "audiobench.report", "audiobench.models.cards", "audiobench.models.catalog",
     "audiobench.models.checkpoints", "audiobench.models.loading", "audiobench.device",
+    # the storage layer returns the bytes it was given (crc32-verified); its on-disk format is versioned by
+    # STORE_FORMAT / ENTRY_FORMAT / AUDIO_CACHE_FORMAT, which key the caches, so locking or compaction
+    # changes do not throw away every cached clip
+    "audiobench.shards", "audiobench.shard_compaction", "audiobench.sqlite_local",
 )
 
 

@@ -12,10 +12,15 @@ far larger than memory then leaves no mapped pages behind in the process's resid
 ``verify`` every read checks the crc32 of the bytes; an entry that fails (or whose shard is missing,
 too short or whose metadata is unreadable) is "damaged": its row is deleted, it is reported through
 :meth:`ShardStore.take_damaged` and reads as None, so the caller recomputes it.
+
+Reads and writes hold a shared ``flock`` on ``store.lock`` while they use the index and the shards;
+compaction (:mod:`audiobench.shard_compaction`) holds it exclusively, so it never moves bytes under them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import mmap
 import os
@@ -23,7 +28,7 @@ import secrets
 import threading
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -32,6 +37,7 @@ from audiobench.sqlite_local import LocalSqlite
 
 STORE_FORMAT = "shards-1 (raw bytes, 64-byte aligned, sqlite index, crc32)"
 ALIGNMENT = 64
+LOCK_FILE = "store.lock"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, shard TEXT NOT NULL, offset INTEGER NOT NULL,
     nbytes INTEGER NOT NULL, dtype TEXT NOT NULL, shape TEXT NOT NULL, crc32 INTEGER NOT NULL) WITHOUT ROWID;
@@ -48,11 +54,15 @@ class _ProcessState:
         self.shard = ""  # the shard this process appends to (none yet)
         self.maps: dict[str, mmap.mmap] = {}
         self.files: dict[str, int] = {}  # file descriptors of shards read with pread
+        self.lock_file: int | None = None  # this process's descriptor of store.lock (flock is per descriptor)
 
     def close_files(self) -> None:
         for descriptor in self.files.values():
             os.close(descriptor)
         self.files.clear()
+        if self.lock_file is not None:
+            os.close(self.lock_file)
+            self.lock_file = None
 
 
 class ShardStore:
@@ -82,12 +92,26 @@ class ShardStore:
             self._state = _ProcessState()  # after fork: the parent's shard and maps stay the parent's
         return self._state
 
+    @contextlib.contextmanager
+    def _shared(self, state: _ProcessState) -> Iterator[None]:
+        """Hold ``store.lock`` shared (compaction waits for every holder); callers hold ``state.lock``."""
+        if state.lock_file is None:
+            state.lock_file = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(state.lock_file, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(state.lock_file, fcntl.LOCK_UN)
+
     # -- writing ---------------------------------------------------------------------------------------
     def _append(self, state: _ProcessState, handle: Any, data: memoryview) -> tuple[Any, int]:
         """Append ``data`` at the next aligned offset of this process's shard, starting a new shard when it
         would grow past ``max_shard_bytes``: (open shard, offset)."""
         if handle is None and state.shard:
-            handle = open(self.directory / state.shard, "ab", buffering=0)
+            try:  # never re-created under its name once compaction removed it: cached maps keep old bytes
+                handle = os.fdopen(os.open(self.directory / state.shard, os.O_WRONLY | os.O_APPEND), "ab", buffering=0)
+            except FileNotFoundError:
+                state.shard = ""
         size = os.fstat(handle.fileno()).st_size if handle is not None else 0
         offset = -(-size // ALIGNMENT) * ALIGNMENT
         if handle is None or (size and offset + len(data) > self.max_shard_bytes):
@@ -103,7 +127,7 @@ class ShardStore:
     def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         """Store arrays under their keys (one index transaction; a key put again is replaced)."""
         state, rows, handle = self._local(), [], None
-        with state.lock:
+        with state.lock, self._shared(state):
             try:
                 for key, array in items:
                     array = np.asarray(array, order="C")
@@ -148,9 +172,9 @@ class ShardStore:
 
     def get_many(self, keys: Sequence[str]) -> list[np.ndarray | None]:
         """The arrays of ``keys`` in order (read-only views), None for absent or damaged ones."""
-        rows = self._rows(keys, "key, shard, offset, nbytes, dtype, shape, crc32")
         state, sizes = self._local(), {}
-        with state.lock:
+        with state.lock, self._shared(state):
+            rows = self._rows(keys, "key, shard, offset, nbytes, dtype, shape, crc32")
             return [self._read(state, rows[key], sizes) if key in rows else None for key in keys]
 
     def get(self, key: str) -> np.ndarray | None:

@@ -104,8 +104,8 @@ class LinearProbe:
 
     def describe(self) -> dict[str, object]:
         """Settings for the result record."""
-        return {"name": "linear-probe", "head": f"StandardScaler + LogisticRegression ({SOLVER}, float64, multinomial); "
-                                                "multi-label: one logistic output per class, (masked) BCE, L-BFGS",
+        head = f"StandardScaler + LogisticRegression ({SOLVER}, float64, multinomial); "
+        return {"name": "linear-probe", "head": head + "multi-label: one logistic output per class, (masked) BCE, L-BFGS",
                 "C": self.C, "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
                 "C_selection": f"inner stratified {self.inner_folds}-fold CV on the training split over "
                                f"{list(AUTO_C_GRID)}" if self.C == "auto" else "fixed by the task card / CLI",

@@ -1,0 +1,108 @@
+"""The ``cache`` commands: what the cache stores hold, and compaction of their shards.
+
+Registered on :data:`audiobench.cli.app` when :mod:`audiobench.cli` is imported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from audiobench.cli import JsonOption, _print_json, app, out, reports_errors
+
+cache_app = typer.Typer(help="Inspect the cache stores (embeddings, frames, teacher logits, audio) and compact them.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+RootOption = typer.Option(None, "--cache-dir", help="Cache root (default: $AUDIOBENCH_CACHE or the user cache).")
+
+
+def _root(cache_dir: Optional[Path]) -> Path:
+    from audiobench.cachedir import cache_root
+
+    return Path(cache_dir).expanduser() if cache_dir else cache_root()
+
+
+def _what(directory: Path) -> str:
+    """A short name for what a store holds, from the description written beside it."""
+    for name in ("model.json", "store.json"):
+        try:
+            content = json.loads((directory / name).read_text())
+        except (OSError, ValueError):
+            continue
+        info = content.get("fingerprint") or content.get("info") or {}
+        if "model" in info:
+            return f"{info['model']} ({info.get('output', 'embedding')})"
+        if "sample_rate" in info:
+            seconds = info.get("seconds")
+            return f"audio {info['sample_rate']} Hz, " + ("whole clips" if seconds is None else f"{seconds:g} s")
+    return "?"
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / 1e6:,.1f}"
+
+
+def _usage_row(usage: Any, root: Path) -> dict[str, Any]:
+    return {"store": str(usage.directory.relative_to(root)), "holds": _what(usage.directory),
+            "entries": usage.entries, "live_bytes": usage.live_bytes, "shard_bytes": usage.shard_bytes,
+            "shards": usage.shards, "waste": round(usage.waste, 4)}
+
+
+@cache_app.command("info")
+@reports_errors
+def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption) -> None:
+    """Every store under the cache root: what it holds, entries, bytes used and wasted."""
+    from audiobench.shard_compaction import find_stores, usage
+    from audiobench.shards import ShardStore
+
+    root = _root(cache_dir)
+    rows = [_usage_row(usage(ShardStore(directory)), root) for directory in find_stores(root)]
+    if as_json:
+        _print_json({"root": str(root), "stores": rows})
+        return
+    table = Table(title=f"cache stores under {root}")
+    for column in ("store", "holds", "entries", "MB in shards", "waste"):
+        table.add_column(column, justify="left" if column in ("store", "holds") else "right")
+    for row in rows:
+        table.add_row(row["store"], row["holds"], f"{row['entries']:,}", _mb(row["shard_bytes"]), f"{row['waste']:.0%}")
+    out.print(table)
+    total = sum(row["shard_bytes"] for row in rows)
+    dead = total - sum(row["live_bytes"] for row in rows)
+    out.print(f"{len(rows)} store(s), {_mb(total)} MB in shards, {_mb(dead)} MB not used by any entry"
+              + (" (`audiobench cache compact` reclaims it)" if dead else ""))
+
+
+@cache_app.command("compact")
+@reports_errors
+def compact_command(cache_dir: Optional[Path] = RootOption,
+                    min_waste: float = typer.Option(0.25, "--min-waste", min=0.0, max=1.0,
+                                                    help="Rewrite a shard once this fraction of it is dead bytes."),
+                    timeout: float = typer.Option(10.0, "--timeout", min=0.0,
+                                                  help="Seconds to wait for runs using a store to finish with it."),
+                    as_json: bool = JsonOption) -> None:
+    """Reclaim the bytes of replaced and damaged entries and of interrupted writes, store by store."""
+    from audiobench.shard_compaction import compact, find_stores
+    from audiobench.shards import ShardStore
+
+    root = _root(cache_dir)
+    results = [compact(ShardStore(directory), min_waste, timeout) for directory in find_stores(root)]
+    if as_json:
+        _print_json({"root": str(root), "stores": [
+            {**_usage_row(done.after, root), "bytes_before": done.before.shard_bytes, "rewritten": done.rewritten,
+             "removed": done.removed, "dropped": [{"key": key, "reason": reason} for key, reason in done.dropped]}
+            for done in results]})
+        return
+    reclaimed = sum(done.before.shard_bytes - done.after.shard_bytes for done in results)
+    for done in results:
+        if done.removed or done.dropped:
+            where = f"{done.directory.relative_to(root)} ({_what(done.directory)})"
+            out.print(f"{where}: {_mb(done.before.shard_bytes)} -> {_mb(done.after.shard_bytes)} MB, "
+                      f"{done.rewritten} shard(s) rewritten, {done.removed} removed")
+        for key, reason in done.dropped:
+            out.print(f"  dropped damaged entry {key}: {reason} (it is recomputed when next needed)")
+    out.print(f"{len(results)} store(s) compacted, {_mb(reclaimed)} MB reclaimed")

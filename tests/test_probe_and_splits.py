@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,32 +81,42 @@ def test_probe_is_solved_to_its_optimum_not_stopped_early() -> None:
     assert np.abs(early_gradient).max() / len(y) > 1e-5  # the check above can tell the two apart
 
 
+@dataclasses.dataclass
 class _MeetingProbe(LinearProbe):
     """Its first two fits wait for each other: they only get past the barrier when run at the same time."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.barrier, self.lock, self.calls = threading.Barrier(2, timeout=20), threading.Lock(), 0
+    meeting: Any = None  # (barrier, lock, [calls]), shared by the for_split copies
 
     def fit_predict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        with self.lock:
-            self.calls += 1
-            first_two = self.calls <= 2
+        barrier, lock, calls = self.meeting
+        with lock:
+            calls[0] += 1
+            first_two = calls[0] <= 2
         if first_two:
-            self.barrier.wait()
+            barrier.wait()
         return super().fit_predict(*args, **kwargs)
 
 
-def test_splits_fitted_in_parallel_threads_give_the_sequential_predictions() -> None:
+@pytest.mark.parametrize("c", [1.0, "auto"])
+def test_splits_fitted_in_parallel_threads_give_the_sequential_predictions(c: float | str) -> None:
     x, y = _blobs(n_per_class=30, classes=4, dim=16, seed=5)
     index = _index(y)
     plan = cross_validation(index, 4, seed=0)
-    parallel = evaluate_probe(_MeetingProbe(), x, index, plan, threads=2)  # a sequential loop would time out
-    sequential = evaluate_probe(LinearProbe(), x, index, plan, threads=1)
+    meeting = (threading.Barrier(2, timeout=20), threading.Lock(), [0])
+    in_threads = _MeetingProbe(C=c, meeting=meeting)
+    parallel = evaluate_probe(in_threads, x, index, plan, threads=2)  # a sequential loop would time out
+    in_turn = LinearProbe(C=c)
+    sequential = evaluate_probe(in_turn, x, index, plan, threads=1)
     assert list(parallel.clip_id) == list(sequential.clip_id) and list(parallel.split) == list(sequential.split)
     np.testing.assert_array_equal(parallel.scores, sequential.scores)
-    assert LinearProbe().parallel_splits(len(y) * 16, multilabel=False)
-    assert not LinearProbe(C="auto").parallel_splits(100, multilabel=False)  # choices are recorded in split order
+    assert in_threads.describe()["C_selection"] == in_turn.describe()["C_selection"]
+    assert in_threads.chosen == in_turn.chosen and len(in_turn.chosen) == (4 if c == "auto" else 0)  # split order
+    assert c != "auto" or len(set(in_turn.chosen)) > 1  # the order is visible (here 0.01, 0.01, 0.1, 0.1)
+
+
+def test_parallel_splits_only_for_single_label_fits_on_one_blas_thread() -> None:
+    assert LinearProbe().parallel_splits(100 * 16, multilabel=False)
+    assert LinearProbe(C="auto").parallel_splits(100, multilabel=False)
     assert not LinearProbe().parallel_splits(100, multilabel=True)  # torch L-BFGS has its own threads
     assert not LinearProbe().parallel_splits(10**8, multilabel=False)  # large fits use every BLAS thread
 

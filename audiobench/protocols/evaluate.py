@@ -22,7 +22,8 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
     Probes that declare ``streaming = True`` get lazy :class:`~audiobench.feature_matrix.RowView` s of the
     rows instead of in-memory copies (``features`` may then live on disk as a ``FeatureMatrix``).
     Probes whose ``parallel_splits`` allows it have up to ``threads`` (the thread budget) splits fitted at
-    once, one BLAS thread each; the predictions are those of one split after the other.
+    once, one BLAS thread each, by ``probe.for_split()`` copies whose state ``probe.merge_splits`` takes
+    back in split order; the predictions and the record are those of one split after the other.
     """
     targets, masks, groups = index.targets(), index.masks(), index.groups()
     rows_of: Callable[[np.ndarray], Any] = (
@@ -36,24 +37,28 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
             train = np.setdiff1d(train, valid)
         jobs.append((split, train, valid))
 
-    def fit(job: tuple[Any, np.ndarray, np.ndarray | None]) -> np.ndarray:
-        split, train, valid = job
+    workers = _split_workers(probe, features, targets, jobs, threads)
+    fitters = [probe.for_split() for _ in jobs] if workers > 1 else [probe] * len(jobs)
+
+    def fit(number: int) -> np.ndarray:
+        split, train, valid = jobs[number]
         extra: dict[str, Any] = {} if masks is None else {"mask": masks[train]}
         if getattr(probe, "uses_validation", False) and valid is not None and len(valid):
             extra.update(x_valid=rows_of(valid), y_valid=targets[valid])
             if masks is not None:
                 extra["mask_valid"] = masks[valid]
-        return probe.fit_predict(rows_of(train), targets[train], rows_of(split.test),
-                                 num_classes=len(index.classes), **extra)[1]
+        return fitters[number].fit_predict(rows_of(train), targets[train], rows_of(split.test),
+                                           num_classes=len(index.classes), **extra)[1]
 
-    workers = _split_workers(probe, features, targets, jobs, threads)
     tested, names, scores = [], [], []
     with _one_blas_thread(workers > 1), ThreadPoolExecutor(workers) if workers > 1 else _Inline() as pool:
-        for (split, _, _), split_scores in zip(jobs, pool.map(fit, jobs)):  # in split order
+        for (split, _, _), split_scores in zip(jobs, pool.map(fit, range(len(jobs)))):  # in split order
             tested.append(split.test)
             names += [split.name] * len(split.test)
             scores.append(split_scores)
             advance(1)
+    if workers > 1:
+        probe.merge_splits(fitters)
     rows = np.concatenate(tested) if tested else np.zeros(0, dtype=int)
     return Predictions(clip_id=[index.clips[i].clip_id for i in rows], split=names, target=targets[rows],
                        scores=np.concatenate(scores) if scores else np.zeros((0, len(index.classes)), np.float32),

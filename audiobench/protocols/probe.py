@@ -6,6 +6,7 @@ cross-validation on the training split only; the test split is never looked at b
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
@@ -84,9 +85,18 @@ class LinearProbe:
         return predicted, full
 
     def parallel_splits(self, train_values: int, multilabel: bool) -> bool:
-        """Whether several splits may be fitted at once, one thread each: single-label fits small enough for
-        one BLAS thread, with a fixed C (``C="auto"`` records its choices in split order)."""
-        return not multilabel and self.C != "auto" and train_values < SINGLE_THREAD_BELOW
+        """Whether several splits may be fitted at once, one thread each (each on its own :meth:`for_split`
+        copy): single-label fits small enough for one BLAS thread."""
+        return not multilabel and train_values < SINGLE_THREAD_BELOW
+
+    def for_split(self) -> "LinearProbe":
+        """A copy that fits one split on its own (its ``C="auto"`` choice kept apart until :meth:`merge_splits`)."""
+        return dataclasses.replace(self, chosen=[])
+
+    def merge_splits(self, copies: list["LinearProbe"]) -> None:
+        """Take the choices of the :meth:`for_split` copies, given in split order."""
+        for copy in copies:
+            self.chosen.extend(copy.chosen)
 
     def _fit_predict(self, x_train: np.ndarray, y_train: np.ndarray,
                      x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

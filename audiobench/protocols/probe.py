@@ -35,7 +35,7 @@ SOLVER = "newton-cg"
 GRADIENT_TOLERANCE = 1e-8
 # Near 1e-8 a Newton step can no longer lower the loss in float64: scikit-learn then warns "Line Search failed"
 # (scipy: "Rounding errors prevent the line search from converging") and keeps the last iterate, which is the
-# optimum to rounding. Those two warnings of those two modules are silenced, once for the process (a
+# optimum to rounding. Those notes of those two modules are silenced, once for the process (a
 # ``catch_warnings`` block is not thread-safe, and splits are fitted in threads); reaching max_iter still warns.
 for _message in ("Line Search failed", "Rounding errors prevent", "The line search algorithm did not"):
     warnings.filterwarnings("ignore", message=_message, module=r"(sklearn\.utils|scipy)\.optimize")
@@ -114,8 +114,9 @@ class LinearProbe:
 
     def describe(self) -> dict[str, object]:
         """Settings for the result record."""
-        head = f"StandardScaler + LogisticRegression ({SOLVER}, float64, multinomial); "
-        return {"name": "linear-probe", "head": head + "multi-label: one logistic output per class, (masked) BCE, L-BFGS",
+        head = (f"StandardScaler + LogisticRegression ({SOLVER}, float64, multinomial); "
+                "multi-label: one logistic output per class, (masked) BCE, L-BFGS, float64")
+        return {"name": "linear-probe", "head": head,
                 "C": self.C, "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
                 "C_selection": f"inner stratified {self.inner_folds}-fold CV on the training split over "
                                f"{list(AUTO_C_GRID)}" if self.C == "auto" else "fixed by the task card / CLI",

@@ -112,6 +112,16 @@ def test_splits_fitted_in_parallel_threads_give_the_sequential_predictions(c: fl
     assert in_threads.describe()["C_selection"] == in_turn.describe()["C_selection"]
     assert in_threads.chosen == in_turn.chosen and len(in_turn.chosen) == (4 if c == "auto" else 0)  # split order
     assert c != "auto" or len(set(in_turn.chosen)) > 1  # the order is visible (here 0.01, 0.01, 0.1, 0.1)
+    assert in_threads.iterations == in_turn.iterations and len(in_turn.iterations) == 4
+    assert in_turn.describe()["converged"] is True
+
+
+def test_a_probe_stopped_by_max_iter_says_it_did_not_converge() -> None:
+    x, y = _blobs(n_per_class=12, classes=10, dim=64, seed=4, spread=4.0)
+    probe = LinearProbe(max_iter=2)
+    with pytest.warns(Warning, match="converge"):
+        probe.fit_predict(x, y, x)
+    assert probe.describe()["converged"] is False and probe.describe()["solver_iterations"] == [2]
 
 
 def test_parallel_splits_only_for_single_label_fits_on_one_blas_thread() -> None:

@@ -51,6 +51,7 @@ class LinearProbe:
     tol: float = GRADIENT_TOLERANCE
     inner_folds: int = 3
     chosen: list[float] = field(default_factory=list)  # C chosen per split when C="auto"
+    iterations: list[int] = field(default_factory=list)  # Newton iterations per split (max_iter: not converged)
 
     def _pipeline(self, c: float) -> Pipeline:
         head = LogisticRegression(C=c, solver=SOLVER, max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
@@ -91,12 +92,13 @@ class LinearProbe:
 
     def for_split(self) -> "LinearProbe":
         """A copy that fits one split on its own (its ``C="auto"`` choice kept apart until :meth:`merge_splits`)."""
-        return dataclasses.replace(self, chosen=[])
+        return dataclasses.replace(self, chosen=[], iterations=[])
 
     def merge_splits(self, copies: list["LinearProbe"]) -> None:
-        """Take the choices of the :meth:`for_split` copies, given in split order."""
+        """Take the choices and iteration counts of the :meth:`for_split` copies, given in split order."""
         for copy in copies:
             self.chosen.extend(copy.chosen)
+            self.iterations.extend(copy.iterations)
 
     def _fit_predict(self, x_train: np.ndarray, y_train: np.ndarray,
                      x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,6 +111,7 @@ class LinearProbe:
             self.chosen.append(float(search.best_params_["logisticregression__C"]))
         else:
             model = self._pipeline(float(self.C)).fit(x_train, y_train)
+        self.iterations.append(int(np.max(model[-1].n_iter_)))
         probabilities = model.predict_proba(x_test)
         return model.classes_[probabilities.argmax(axis=1)], probabilities, model.classes_
 
@@ -120,4 +123,6 @@ class LinearProbe:
                 "C": self.C, "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
                 "C_selection": f"inner stratified {self.inner_folds}-fold CV on the training split over "
                                f"{list(AUTO_C_GRID)}" if self.C == "auto" else "fixed by the task card / CLI",
-                **({"chosen_C": self.chosen} if self.chosen else {})}
+                **({"chosen_C": self.chosen} if self.chosen else {}),
+                **({"solver_iterations": self.iterations,
+                    "converged": all(count < self.max_iter for count in self.iterations)} if self.iterations else {})}

@@ -190,6 +190,34 @@ def implementation_version(roots: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def protocol_version(name: str) -> str | None:
+    """A short hash of the code of the registered protocol ``name`` (the module defining it, the protocol
+    modules it imports and every other output-affecting module they import), None for an unregistered name.
+
+    Result records carry it, so a record made by other protocol code (e.g. another solver) is told apart.
+    """
+    from audiobench.errors import UnknownNameError
+    from audiobench.registry import PROTOCOLS
+
+    try:
+        module = getattr(PROTOCOLS.get(name), "__module__", None)
+    except UnknownNameError:
+        return None
+    if module is None:
+        return None
+    digest, todo, seen = hashlib.sha256(), [module], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(m for m in _module_info(current)[1]
+                    if m not in seen and (m.startswith("audiobench.protocols") or not _excluded(m)))
+    for current in sorted(seen):
+        digest.update(f"{current}\0{_module_info(current)[0]}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def modules_of(objects: Iterable[object]) -> set[str]:
     """Modules defining the classes (and their base classes) of ``objects``."""
     modules: set[str] = set()

@@ -84,12 +84,17 @@ def _splits(card: TaskCard, index: DatasetIndex, options: RunOptions):
 
 def record_head(card: TaskCard, plan: Any, protocol: dict[str, Any], model: dict[str, Any],
                 complexity: dict[str, Any]) -> dict[str, Any]:
-    """The first blocks of every result record: task, protocol, model (its block, see
+    """The first blocks of every result record: task, protocol (with the derived version of its code, see
+    :func:`audiobench.code_version.protocol_version`), model (its block, see
     :func:`audiobench.model_outputs.model_block`) and its measured complexity."""
+    from audiobench.code_version import protocol_version
+
+    implementation = protocol_version(str(protocol.get("name")))
     return {
         "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
                  "label_type": card.label_type},
-        "protocol": {"official": plan.official, "splits": plan.description, **protocol},
+        "protocol": {"official": plan.official, "splits": plan.description, **protocol,
+                     **({"implementation": implementation} if implementation else {})},
         "model": model,
         "complexity": complexity,
     }

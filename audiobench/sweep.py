@@ -103,6 +103,7 @@ class RecordKey:
     dataset_options: dict[str, Any]
     weights: Weights | None  # None: cannot be known beforehand, so no record matches
     precision: str = "fp32"  # compared where the record's embeddings block shows it
+    implementation: str | None = None  # the protocol's code version (None: not compared)
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         """Whether ``record`` was written by a configuration with this key."""
@@ -117,6 +118,7 @@ class RecordKey:
                     and all(_plain(protocol[k]) == v for k, v in self.settings.items() if k in protocol)
                     and _plain(record.get("dataset", {}).get("options") or {}) == self.dataset_options
                     and record.get("embeddings", {}).get("precision", self.precision) == self.precision
+                    and (self.implementation is None or protocol.get("implementation") == self.implementation)
                     and self.weights.named_by(model))
         except (KeyError, AttributeError, TypeError):  # not a record of this schema: not a match
             return False
@@ -152,6 +154,7 @@ def _expected_weights(config: RunOptions) -> Weights | None:
 
 def record_key(config: RunOptions) -> RecordKey:
     """What a record written by ``config`` shows (AudiobenchError for an unknown task or model)."""
+    from audiobench.code_version import protocol_version
     from audiobench.tasks import get_task
 
     card = get_task(config.task)
@@ -161,7 +164,8 @@ def record_key(config: RunOptions) -> RecordKey:
     return RecordKey(task=card.name, model=config.model, protocol=protocol, seed=config.seed, cv=config.cv,
                      settings=_plain(settings), dataset_options=_plain({**card.dataset_options,
                                                                         **config.dataset_options}),
-                     weights=_expected_weights(config), precision=getattr(config, "precision", "fp32"))
+                     weights=_expected_weights(config), precision=getattr(config, "precision", "fp32"),
+                     implementation=protocol_version(protocol))
 
 
 def find_existing(config: RunOptions, output_dir: Path | None = None) -> Path | None:
@@ -172,7 +176,8 @@ def find_existing(config: RunOptions, output_dir: Path | None = None) -> Path | 
     splits description), protocol settings (the card's ``protocol_options`` and the probe options, where the
     record's protocol block shows them), dataset options and weights (sha256 of the checkpoint file, or the
     release's sha256 or file name; no weights for a model without any), precision (where the embeddings
-    block shows it) and its predictions file is present.
+    block shows it), the derived version of the protocol's code (a record made by other probe code, e.g. another
+    solver, is not this configuration's) and its predictions file is present.
     The data location, device, batch size and workers are not compared: they do not change what is measured.
     """
     from audiobench.results import read_record

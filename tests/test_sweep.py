@@ -18,6 +18,7 @@ from audiobench.cli import app
 from audiobench.errors import AudiobenchError, DatasetError
 from audiobench.resources import data_dir
 from audiobench.runner import RunOptions
+from audiobench.code_version import protocol_version
 from audiobench.sweep import InProcessExecutor, RayExecutor, build_grid, find_existing, run_config, sweep
 
 # Both need no weights: logmel-stats (the catalog's only such model) and a HEAR module written here (cheaper than
@@ -140,6 +141,14 @@ def test_a_record_matches_only_its_own_configuration(swept: tuple[Path, list], t
     shutil.copy(predictions, tmp_path / "bf16" / predictions.name)
     (tmp_path / "bf16" / "r.json").write_text(json.dumps({**record, "embeddings": {"precision": "bf16"}}))
     assert find_existing(config, tmp_path / "bf16") is None
+    assert record["protocol"]["implementation"] == protocol_version("linear-probe")
+    unversioned = {key: value for key, value in record["protocol"].items() if key != "implementation"}
+    for name, block in {"older_code": {**record["protocol"], "implementation": "0123456789abcdef"},
+                        "before_versions": unversioned}.items():
+        (tmp_path / name).mkdir()  # made by other probe code (e.g. the early-stopped solver): run again
+        shutil.copy(predictions, tmp_path / name / predictions.name)
+        (tmp_path / name / "r.json").write_text(json.dumps({**record, "protocol": block}))
+        assert find_existing(config, tmp_path / name) is None, name
     (tmp_path / "cv" / predictions.name).unlink()  # a record without its predictions file is not kept
     assert find_existing(dataclasses.replace(config, cv=2), tmp_path / "cv") is None
 

@@ -6,22 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from audiobench import load_model
 from audiobench.datasets.base import Clip
 from audiobench.embeddings import extract_embeddings
+from generated_audio import noise_clips
 
 
 @pytest.fixture
 def clips(tmp_path: Path) -> list[Clip]:
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(5):
-        path = tmp_path / f"clip{i}.wav"
-        sf.write(path, (rng.standard_normal(44100 * 2) * 0.1).astype(np.float32), 44100, subtype="PCM_16")
-        out.append(Clip(clip_id=path.name, path=path, label=0))
-    return out
+    return noise_clips(tmp_path, 5, sample_rate=44100, seconds=2.0, prefix="clip")
 
 
 @pytest.mark.parametrize("name", ["mn04", "cpmobile"])  # cpmobile: 1 s segments averaged

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from audiobench.audio import load_audio
@@ -17,6 +16,7 @@ from audiobench.errors import AudiobenchError
 from audiobench.finetune.distillation import distillation_loss, distillation_terms, teacher_logits
 from audiobench.finetune.freq_mixstyle import FreqMixStyle, freq_mixstyle, mix_frequency_statistics
 from audiobench.finetune.losses import bce_with_targets, masked_bce, mixed_bce
+from generated_audio import noise_clips
 
 # --- Freq-MixStyle -------------------------------------------------------------------------------------
 
@@ -135,13 +135,7 @@ def test_unknown_kind_and_bad_weight_are_refused() -> None:
 
 @pytest.fixture
 def clips(tmp_path: Path) -> list[Clip]:
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(2):
-        path = tmp_path / f"clip{i}.wav"
-        sf.write(path, (rng.standard_normal(32000) * 0.1).astype(np.float32), 32000, subtype="PCM_16")
-        out.append(Clip(clip_id=path.name, path=path, label=0))
-    return out
+    return noise_clips(tmp_path, 2, prefix="clip")
 
 
 def test_ensemble_teacher_is_mean_of_member_logits_and_is_cached(clips: list[Clip], tmp_path: Path,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from audiobench.datasets.base import Clip
 from audiobench.forward_chunks import (CPU_FORWARD_SAMPLES_ENV, DEFAULT_CPU_FORWARD_SAMPLES, forward_chunk,
                                        forward_in_chunks)
+from generated_audio import noise_clips
 
 
 def test_chunk_rule() -> None:
@@ -44,13 +44,7 @@ def test_forward_in_chunks_concatenates_in_order() -> None:
 
 @pytest.fixture
 def clips(tmp_path: Path) -> list[Clip]:
-    rng = np.random.default_rng(1)
-    result = []
-    for i in range(6):
-        path = tmp_path / f"c{i}.wav"
-        sf.write(path, (0.1 * rng.standard_normal(32000)).astype(np.float32), 32000, subtype="PCM_16")
-        result.append(Clip(clip_id=path.name, path=path, label=0))
-    return result
+    return noise_clips(tmp_path, 6, seed=1)
 
 
 @pytest.mark.parametrize("name", ["mn01", "dymn04"])

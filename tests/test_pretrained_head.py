@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 
 from shared_material import MN04, require
-from audiobench.datasets.base import Clip
 from audiobench.embeddings import cache_for, extract_embeddings
 from audiobench.errors import ProtocolError
 from audiobench.protocols.pretrained_head import PretrainedHead, class_columns
+from generated_audio import noise_clips
 
 
 def test_class_columns_match_by_name() -> None:
@@ -37,12 +37,7 @@ def test_head_outputs_are_extracted_and_cached_apart(tmp_path: Path) -> None:
     from audiobench import load_model
 
     model = load_model("mn04", checkpoint=require(MN04))
-    rng = np.random.default_rng(0)
-    clips = []
-    for i in range(3):
-        path = tmp_path / f"c{i}.wav"
-        sf.write(path, (0.1 * rng.standard_normal(32000)).astype(np.float32), 32000, subtype="PCM_16")
-        clips.append(Clip(clip_id=path.name, path=path, label=0))
+    clips = noise_clips(tmp_path, 3)
     head_cache = cache_for(model, tmp_path / "cache", "head")
     assert head_cache.directory != cache_for(model, tmp_path / "cache").directory
     heads, stats = extract_embeddings(model, clips, 1.0, head_cache, batch_size=2, num_workers=1, output="head")

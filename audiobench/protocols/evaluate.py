@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -95,8 +96,6 @@ class _Inline:
 
 def _one_blas_thread(active: bool) -> Any:
     """BLAS pools at one thread while splits are fitted in parallel threads (no oversubscription)."""
-    import contextlib
-
     if not active:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits

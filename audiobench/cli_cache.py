@@ -57,13 +57,16 @@ def _usage_row(usage: Any, root: Path) -> dict[str, Any]:
 @reports_errors
 def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption) -> None:
     """Every store under the cache root: what it holds, entries, bytes used and wasted."""
+    from audiobench.protocols import split_cache
     from audiobench.shard_compaction import find_stores, usage
     from audiobench.shards import ShardStore
 
     root = _root(cache_dir)
     rows = [_usage_row(usage(ShardStore(directory)), root) for directory in find_stores(root)]
+    splits, split_bytes = split_cache.usage(root / split_cache.DIRECTORY)
     if as_json:
-        _print_json({"root": str(root), "stores": rows})
+        _print_json({"root": str(root), "stores": rows,
+                     "probe_outputs": {"directory": split_cache.DIRECTORY, "entries": splits, "bytes": split_bytes}})
         return
     table = Table(title=f"cache stores under {root}")
     for column in ("store", "holds", "entries", "MB in shards", "waste"):
@@ -75,6 +78,9 @@ def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption) -> 
     dead = total - sum(row["live_bytes"] for row in rows)
     out.print(f"{len(rows)} store(s), {_mb(total)} MB in shards, {_mb(dead)} MB not used by any entry"
               + (" (`audiobench cache compact` reclaims it)" if dead else ""))
+    if splits:
+        out.print(f"probe outputs: {splits:,} split(s), {_mb(split_bytes)} MB in {root / split_cache.DIRECTORY} "
+                  "(removing that folder only costs refitting)")
 
 
 @cache_app.command("compact")

@@ -151,7 +151,9 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     from audiobench import provenance
     from audiobench.model_outputs import all_cached, computed
     from audiobench.models.descriptor import has_released_weights
+    from audiobench.cachedir import cache_subdir
     from audiobench.protocols.evaluate import evaluate_probe
+    from audiobench.protocols.split_cache import DIRECTORY as SPLIT_CACHE_DIRECTORY, SplitCache
     from audiobench.report.rescore import score_record_metrics
     from audiobench.results import check_writable, read_record, write_record
     from audiobench.threads import compute_budget
@@ -206,9 +208,11 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
                         if not done["model_built"] else " (no embedding computed)"))
 
     t0 = time.perf_counter()
+    split_cache = SplitCache(cache_subdir(SPLIT_CACHE_DIRECTORY))
     with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance, \
             compute_budget(options.threads):
-        predictions = evaluate_probe(probe, features, index, plan, advance, options.threads)
+        predictions = evaluate_probe(probe, features, index, plan, advance, options.threads, split_cache)
+    _report_split_cache(split_cache, reporter)
     metrics = score_record_metrics(predictions, card.all_metrics, card.groups)  # what `rescore` recomputes
     timings["protocol_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
@@ -220,12 +224,22 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,
                     **({"options": dataset_options} if dataset_options else {})},
         "embeddings": outputs.extraction,
+        "probe_outputs": split_cache.summary(),
         "timings": timings,
         "provenance": provenance.collect(outputs.device, options.seed),
     }
     path = write_record(record, options.output_dir, predictions)
     _drop_on_disk(features)
     return read_record(path), path
+
+
+def _report_split_cache(cache: Any, reporter: Reporter) -> None:
+    """Tell the user which splits' probe outputs came from the cache, and name damaged entries."""
+    for path, why in cache.damaged:
+        reporter.message(f"probe-output cache entry {path} was damaged ({why}): removed, the split fitted again")
+    if cache.reused:
+        reporter.message(f"probe: {cache.reused} split(s) taken from the probe-output cache (same features, "
+                         f"labels, settings, code and libraries), {cache.computed} fitted")
 
 
 def _drop_on_disk(features: Any) -> None:

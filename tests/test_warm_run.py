@@ -18,6 +18,7 @@ from pathlib import Path
 from audiobench.runner import RunOptions, run
 record, path = run(RunOptions(task="synthetic", model=sys.argv[1], output_dir=Path(sys.argv[2]), device="cpu"))
 print(json.dumps({"torch": "torch" in sys.modules, "soxr": "soxr" in sys.modules,
+                  "solver": "sklearn.linear_model" in sys.modules, "probe_outputs": record["probe_outputs"],
                   "embeddings": record["embeddings"], "metrics": record["metrics"],
                   "device": record["provenance"]["device"], "model": record["model"],
                   "complexity": record["complexity"]}))
@@ -40,6 +41,10 @@ def test_second_run_builds_no_model_and_imports_no_torch(tmp_path) -> None:
     assert second["embeddings"] == {"total": 120, "computed": 0, "reused": 120, "model_built": False, "precision": "fp32",
                                     "cache_key": first["embeddings"]["cache_key"]}
     assert not second["torch"] and not second["soxr"]  # nothing built, nothing decoded
+    assert first["solver"] and first["probe_outputs"]["computed"] > 0 and first["probe_outputs"]["reused"] == 0
+    assert not second["solver"]  # every split's probe outputs came from the split cache: nothing fitted
+    assert second["probe_outputs"]["reused"] == first["probe_outputs"]["computed"]
+    assert second["probe_outputs"]["computed"] == 0
     assert second["metrics"] == first["metrics"]
     assert second["model"] == first["model"] and second["complexity"] == first["complexity"]
     assert second["device"].startswith("none")

@@ -11,11 +11,13 @@ import numpy as np
 from audiobench.datasets.base import DatasetIndex
 from audiobench.feature_matrix import FeatureMatrix, row_view
 from audiobench.predictions import Predictions
+from audiobench.protocols.split_cache import SplitCache, split_key
 from audiobench.protocols.splits import SplitPlan
 
 
 def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: DatasetIndex, plan: SplitPlan,
-                   advance: Callable[[int], None] = lambda n: None, threads: int | None = None) -> Predictions:
+                   advance: Callable[[int], None] = lambda n: None, threads: int | None = None,
+                   cache: SplitCache | None = None) -> Predictions:
     """Predictions for the test clips of every split of ``plan`` (the training split's labels only are seen).
 
     Probes that select on validation data (``uses_validation``) get the split's validation clips, or, for
@@ -25,6 +27,9 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
     Probes whose ``parallel_splits`` allows it have up to ``threads`` (the thread budget) splits fitted at
     once, one BLAS thread each, by ``probe.for_split()`` copies whose state ``probe.merge_splits`` takes
     back in split order; the predictions and the record are those of one split after the other.
+    With a ``cache``, probes that declare ``split_identity()`` (and ``split_state()`` / ``restore_split()``)
+    take a split's outputs from it when everything that determines them is unchanged
+    (:mod:`audiobench.protocols.split_cache`), and store those they fit.
     """
     targets, masks, groups = index.targets(), index.masks(), index.groups()
     rows_of: Callable[[np.ndarray], Any] = (
@@ -39,17 +44,35 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
         jobs.append((split, train, valid))
 
     workers = _split_workers(probe, features, targets, jobs, threads)
-    fitters = [probe.for_split() for _ in jobs] if workers > 1 else [probe] * len(jobs)
+    identity = _cache_identity(probe, len(index.classes)) if cache is not None else None
+    copies = workers > 1 or identity is not None
+    fitters = [probe.for_split() for _ in jobs] if copies else [probe] * len(jobs)
 
     def fit(number: int) -> np.ndarray:
         split, train, valid = jobs[number]
+        inputs: dict[str, Any] = {"x_train": rows_of(train), "y_train": targets[train], "x_test": rows_of(split.test)}
         extra: dict[str, Any] = {} if masks is None else {"mask": masks[train]}
         if getattr(probe, "uses_validation", False) and valid is not None and len(valid):
             extra.update(x_valid=rows_of(valid), y_valid=targets[valid])
             if masks is not None:
                 extra["mask_valid"] = masks[valid]
-        return fitters[number].fit_predict(rows_of(train), targets[train], rows_of(split.test),
-                                           num_classes=len(index.classes), **extra)[1]
+        key = None if identity is None else split_key(identity, {**inputs, **extra})
+        if key is not None:
+            cached = cache.get(key, len(split.test), len(index.classes))
+            if cached is not None:
+                try:
+                    fitters[number].restore_split(cached[1])
+                except (KeyError, TypeError, ValueError) as error:
+                    cache.discard(key, f"the probe cannot take its state back ({error})")
+                    fitters[number] = probe.for_split()
+                else:
+                    cache.reuse()
+                    return cached[0]
+        scores = fitters[number].fit_predict(inputs["x_train"], inputs["y_train"], inputs["x_test"],
+                                             num_classes=len(index.classes), **extra)[1]
+        if key is not None:
+            cache.put(key, scores, fitters[number].split_state())
+        return scores
 
     tested, names, scores = [], [], []
     with _one_blas_thread(workers > 1), ThreadPoolExecutor(workers) if workers > 1 else _Inline() as pool:
@@ -58,13 +81,25 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
             names += [split.name] * len(split.test)
             scores.append(split_scores)
             advance(1)
-    if workers > 1:
+    if copies:
         probe.merge_splits(fitters)
     rows = np.concatenate(tested) if tested else np.zeros(0, dtype=int)
     return Predictions(clip_id=[index.clips[i].clip_id for i in rows], split=names, target=targets[rows],
                        scores=np.concatenate(scores) if scores else np.zeros((0, len(index.classes)), np.float32),
                        classes=index.classes, mask=None if masks is None else masks[rows],
                        group=None if groups is None else groups[rows])
+
+
+def _cache_identity(probe: Any, num_classes: int) -> dict[str, Any] | None:
+    """What, besides a split's arrays, determines a probe's outputs on it: its ``split_identity()``, the
+    derived version of its protocol's code and the number of classes (None: the probe is not cached)."""
+    identify = getattr(probe, "split_identity", None)
+    if identify is None or getattr(probe, "streaming", False) or not hasattr(probe, "for_split"):
+        return None
+    from audiobench.code_version import protocol_version
+
+    identity = identify()
+    return {**identity, "num_classes": num_classes, "implementation": protocol_version(str(identity["name"]))}
 
 
 def _split_workers(probe: Any, features: Any, targets: np.ndarray, jobs: list, threads: int | None) -> int:

@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from audiobench.protocols.multilabel import fit_predict_multilabel
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 AUTO_C_GRID = (0.01, 0.1, 1.0, 10.0)
 # Below this many feature values, multi-threaded BLAS only adds overhead (measured: 20 lbfgs iterations
@@ -53,7 +52,11 @@ class LinearProbe:
     chosen: list[float] = field(default_factory=list)  # C chosen per split when C="auto"
     iterations: list[int] = field(default_factory=list)  # Newton iterations per split (max_iter: not converged)
 
-    def _pipeline(self, c: float) -> Pipeline:
+    def _pipeline(self, c: float) -> "Pipeline":
+        from sklearn.linear_model import LogisticRegression  # imported when a split is fitted, not when cached
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         head = LogisticRegression(C=c, solver=SOLVER, max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
         return make_pipeline(StandardScaler(), head)
 
@@ -72,6 +75,8 @@ class LinearProbe:
                 raise ValueError("C='auto' is implemented for single-label tasks only; give a number")
             scores = fit_predict_multilabel(x_train, y_train, x_test, float(self.C), self.max_iter, self.seed, mask)
             return scores.argmax(axis=1), scores
+        from threadpoolctl import threadpool_limits
+
         threads = 1 if x_train.size < SINGLE_THREAD_BELOW else None
         with threadpool_limits(limits=threads, user_api="blas"):  # float64: scikit-learn keeps float32 as given
             predicted, probabilities, classes = self._fit_predict(np.asarray(x_train, dtype=np.float64), y_train,
@@ -100,9 +105,33 @@ class LinearProbe:
             self.chosen.extend(copy.chosen)
             self.iterations.extend(copy.iterations)
 
+    def split_identity(self) -> dict[str, Any]:
+        """The settings that, with a split's arrays, determine its outputs (the split-cache key, see
+        :mod:`audiobench.protocols.split_cache`); the solver and its constants are in the protocol's code."""
+        return {"name": "linear-probe", "C": self.C, "max_iter": self.max_iter, "seed": self.seed,
+                "tol": self.tol, "inner_folds": self.inner_folds}
+
+    def split_state(self) -> dict[str, Any]:
+        """What fitting splits added to this (:meth:`for_split`) copy: the chosen C and solver iterations."""
+        return {"chosen": list(self.chosen), "iterations": list(self.iterations)}
+
+    def restore_split(self, state: dict[str, Any]) -> None:
+        """Take back a :meth:`split_state` stored with a split's cached outputs (ValueError if malformed)."""
+        chosen, iterations = state["chosen"], state["iterations"]
+        if not (isinstance(chosen, list) and all(isinstance(c, (int, float)) for c in chosen)
+                and isinstance(iterations, list) and all(isinstance(i, int) for i in iterations)):
+            raise ValueError(f"malformed linear-probe state {state!r}")
+        if len(chosen) != (1 if self.C == "auto" else 0) or len(iterations) > 1:
+            raise ValueError(f"a state of one split has at most one iteration count and, with C='auto', one "
+                             f"chosen C; got {state!r}")
+        self.chosen.extend(float(c) for c in chosen)
+        self.iterations.extend(iterations)
+
     def _fit_predict(self, x_train: np.ndarray, y_train: np.ndarray,
                      x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.C == "auto":
+            from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
             search = GridSearchCV(
                 self._pipeline(1.0), {"logisticregression__C": list(AUTO_C_GRID)},
                 cv=StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed), scoring="accuracy",

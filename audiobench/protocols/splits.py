@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from audiobench.datasets.base import DatasetIndex
 from audiobench.errors import DatasetError, ProtocolError
@@ -97,6 +96,8 @@ def cross_validation(index: DatasetIndex, k: int, seed: int) -> SplitPlan:
     multi-label datasets)."""
     if k < 2:
         raise ProtocolError(f"--cv needs at least 2 folds, got {k}.")
+    from sklearn.model_selection import KFold, StratifiedKFold  # only cross-validation needs scikit-learn here
+
     if index.multilabel:
         folds = KFold(n_splits=k, shuffle=True, random_state=seed)
         pieces = folds.split(np.zeros(len(index.clips)))

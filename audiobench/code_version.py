@@ -218,6 +218,32 @@ def protocol_version(name: str) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def model_code_changed(model: dict) -> bool | None:
+    """Whether the model code that wrote a record's ``model`` block differs from today's: its fingerprint's
+    implementation version against :func:`implementation_version` of its ``code_roots`` now. None when the block
+    has no ``code_roots`` (records before December 2026, models that version their code some other way)."""
+    roots = model.get("code_roots")
+    if not roots:
+        return None
+    return implementation_version(roots) != (model.get("fingerprint") or {}).get("implementation")
+
+
+def record_code_changes(record: dict) -> list[str] | None:
+    """What of a result record's code differs from today's: ``"model"`` (see :func:`model_code_changed`) and
+    ``"protocol"`` (its ``protocol.implementation`` against :func:`protocol_version` now). None when neither
+    can be compared (the record names no code versions)."""
+    model, protocol = record.get("model") or {}, record.get("protocol") or {}
+    changes, compared = [], False
+    model_changed = model_code_changed(model)
+    if model_changed is not None:
+        compared = True
+        changes += ["model"] if model_changed else []
+    if protocol.get("implementation"):
+        compared = True
+        changes += ["protocol"] if protocol["implementation"] != protocol_version(str(protocol.get("name"))) else []
+    return changes if compared else None
+
+
 def modules_of(objects: Iterable[object]) -> set[str]:
     """Modules defining the classes (and their base classes) of ``objects``."""
     modules: set[str] = set()

@@ -32,16 +32,22 @@ class ModelOutputs:
 
 
 def model_block(model: Any, name: str) -> dict[str, Any]:
-    """The record's model block of a built model."""
+    """The record's model block of a built model (with ``code_roots`` where its code version is derived from
+    them, so that a later check can tell whether today's model code is the code that made the record)."""
+    from audiobench.models.descriptor import code_roots
+
+    roots = code_roots(model)
     return {"name": name, "family": model.card.family, "checkpoint_sha256": model.checkpoint_sha256,
             "checkpoint_file": Path(model.checkpoint_path).name if model.checkpoint_path else None,
-            "params": model.num_parameters(), "embedding_dim": model.embedding_dim, "fingerprint": model.fingerprint()}
+            "params": model.num_parameters(), "embedding_dim": model.embedding_dim, "fingerprint": model.fingerprint(),
+            **({"code_roots": list(roots)} if roots is not None else {})}
 
 
 def _descriptor_block(descriptor: Any) -> dict[str, Any]:
     return {"name": descriptor.name, "family": descriptor.family, "checkpoint_sha256": descriptor.checkpoint_sha256,
             "checkpoint_file": descriptor.checkpoint_file, "params": descriptor.params,
-            "embedding_dim": descriptor.embedding_dim, "fingerprint": descriptor.fingerprint}
+            "embedding_dim": descriptor.embedding_dim, "fingerprint": descriptor.fingerprint,
+            "code_roots": list(descriptor.code_roots)}
 
 
 def all_cached(options: Any, clips: Sequence[Clip], seconds: float | None, output: str) -> ModelOutputs | None:

@@ -120,6 +120,27 @@ def test_output_is_reproducible(board_dir: dict[str, Path], tmp_path: Path) -> N
         assert (tmp_path / name).read_text() == (board_dir["out"] / name).read_text()
 
 
+def test_a_record_made_by_older_code_is_flagged(board_dir: dict[str, Path], tmp_path: Path) -> None:
+    text = (board_dir["out"] / "synthetic.md").read_text()
+    assert "code changed since" not in text  # every record was made by today's code
+    results = tmp_path / "results"
+    shutil.copytree(board_dir["results"], results)
+    path = next(p for p in results.glob("*.json") if json.loads(p.read_text())["model"]["name"] == "mn01")
+    record = json.loads(path.read_text())
+    assert record["model"]["code_roots"] and record["protocol"]["implementation"]
+    record["model"]["fingerprint"]["implementation"] = "0" * 16  # as if the model code changed after the run
+    record["protocol"]["implementation"] = "1" * 16
+    path.write_text(json.dumps(record))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["leaderboard", "--results", str(results), "--published", str(board_dir["published"]),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in (out / "synthetic.md").read_text().splitlines() if "| mn01 |" in line)
+    assert "**model and protocol code changed since this record (re-run it)**" in row
+    assert (out / "synthetic.md").read_text().count("code changed since") == 1
+    assert 'class="stale">model and protocol code changed since this record' in (out / "index.html").read_text()
+
+
 def test_direction_table_and_ranking() -> None:
     assert metric_direction("accuracy") == "higher" and metric_direction("something-new") == "higher"
     assert metric_direction("error_rate") == "lower"

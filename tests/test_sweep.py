@@ -18,7 +18,7 @@ from audiobench.cli import app
 from audiobench.errors import AudiobenchError, DatasetError
 from audiobench.resources import data_dir
 from audiobench.runner import RunOptions
-from audiobench.code_version import protocol_version
+from audiobench.code_version import model_code_changed, protocol_version
 from audiobench.sweep import InProcessExecutor, RayExecutor, build_grid, find_existing, run_config, sweep
 
 # Both need no weights: logmel-stats (the catalog's only such model) and a HEAR module written here (cheaper than
@@ -149,6 +149,14 @@ def test_a_record_matches_only_its_own_configuration(swept: tuple[Path, list], t
         shutil.copy(predictions, tmp_path / name / predictions.name)
         (tmp_path / name / "r.json").write_text(json.dumps({**record, "protocol": block}))
         assert find_existing(config, tmp_path / name) is None, name
+    assert record["model"]["code_roots"] and model_code_changed(record["model"]) is False
+    older_model = {**record["model"], "fingerprint": {**record["model"]["fingerprint"], "implementation": "0" * 16}}
+    for name, block, found in (("older_model_code", older_model, False),  # made by other model code: run again
+                               ("no_code_roots", {k: v for k, v in older_model.items() if k != "code_roots"}, True)):
+        (tmp_path / name).mkdir()  # a record that does not name its model code cannot be compared: kept
+        shutil.copy(predictions, tmp_path / name / predictions.name)
+        (tmp_path / name / "r.json").write_text(json.dumps({**record, "model": block}))
+        assert (find_existing(config, tmp_path / name) is not None) is found, name
     (tmp_path / "cv" / predictions.name).unlink()  # a record without its predictions file is not kept
     assert find_existing(dataclasses.replace(config, cv=2), tmp_path / "cv") is None
 

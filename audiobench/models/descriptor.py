@@ -101,16 +101,24 @@ def recall(name: str, checkpoint: Path | str | None, pretrained: bool) -> ModelD
     return descriptor
 
 
+def code_roots(model: Any) -> tuple[str, ...] | None:
+    """The modules whose code (with what they import) gives ``model``'s implementation version, or None when
+    the model derives its version some other way (e.g. ``hear:`` modules). Today's version of a record's model
+    code is then ``implementation_version(roots)``, computed from the sources without importing torch."""
+    roots = tuple(sorted(modules_of([model, *model.modules()])))
+    return roots if implementation_version(roots) == model.fingerprint().get("implementation") else None
+
+
 def remember(model: Any, name: str, checkpoint: Path | str | None, pretrained: bool) -> None:
     """Store the descriptor of a built ``model`` (nothing for models whose weights are not identified here)."""
     key = _key(name, checkpoint, pretrained)
     if key is None:
         return
     network = model.network
-    roots = tuple(sorted(modules_of([model, *model.modules()])))
-    fingerprint = model.fingerprint()
-    if implementation_version(roots) != fingerprint.get("implementation"):
+    roots = code_roots(model)
+    if roots is None:
         return  # the model computes its code version some other way: do not pretend to know it
+    fingerprint = model.fingerprint()
     descriptor = ModelDescriptor(
         name=name, fingerprint=fingerprint, sample_rate=model.sample_rate, embedding_dim=model.embedding_dim,
         num_classes=model.card.num_classes or 0, params=model.num_parameters(),

@@ -49,3 +49,11 @@ def short_commit(row: dict[str, Any]) -> str:
     if not row["commit"]:
         return "unknown"
     return row["commit"][:10] + ("+dirty" if row["dirty"] else "")
+
+
+def code_note(row: dict[str, Any]) -> str:
+    """A warning when today's model or protocol code is not the code that made the record (empty otherwise)."""
+    changed = row.get("code_changed")
+    if not isinstance(changed, list) or not changed:
+        return ""
+    return f"{' and '.join(changed)} code changed since this record (re-run it)"

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from audiobench.report.board_format import difference_text, fmt, macs_text, quantity, short_commit
+from audiobench.report.board_format import code_note, difference_text, fmt, macs_text, quantity, short_commit
 from audiobench.report.leaderboard import TaskBoard
 
 MIME_TYPES: dict[str, str] = {".png": "image/png", ".svg": "image/svg+xml"}
@@ -48,7 +48,7 @@ code { font-size: 12px; }
 td.prov { font-size: 12px; color: var(--muted); min-width: 170px; max-width: 240px; overflow-wrap: anywhere; }
 td.wrap { min-width: 200px; max-width: 300px; font-size: 12px; }
 td.name, .nowrap { white-space: nowrap; }
-.pos { color: #1f7a3a; } .neg { color: #b3261e; }
+.pos { color: #1f7a3a; } .neg { color: #b3261e; } .stale { color: #b3261e; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; }
 .yes { background: #dff3e4; color: #1f7a3a; } .no { background: #fbe4e2; color: #b3261e; }
 .empty { color: var(--muted); font-style: italic; }
@@ -177,12 +177,14 @@ def _difference_cell(row: dict[str, Any]) -> str:
 def _provenance(row: dict[str, Any]) -> str:
     return (f"record {row['record_file']}; commit {row['commit'] or 'unknown'}"
             f"{' (dirty tree)' if row['dirty'] else ''}; date {row['date'] or 'unknown'}; "
-            f"command: {row['command'] or 'unknown'}")
+            f"command: {row['command'] or 'unknown'}" + (f"; {code_note(row)}" if code_note(row) else ""))
 
 
 def _provenance_cell(row: dict[str, Any]) -> str:
+    note = code_note(row)
     content = (f"<code>{escape(row['record_file'])}</code><br>commit {escape(short_commit(row))}"
-               f"<br><span class=\"nowrap\">{escape(row['date'] or 'date unknown')}</span>")
+               f"<br><span class=\"nowrap\">{escape(row['date'] or 'date unknown')}</span>"
+               + (f'<br><strong class="stale">{escape(note)}</strong>' if note else ""))
     return _td(content, row["record_file"], "prov", _provenance(row))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from audiobench.code_version import record_code_changes
 from audiobench.errors import AudiobenchError
 from audiobench.report.records import RecordFile, load_records
 
@@ -48,7 +49,7 @@ COLUMNS: tuple[str, ...] = (
     "rank", "model", "family", "params_M", "macs_G", "macs_seconds", "latency_ms", "latency_note",
     "mean", "std", "std_ddof", "n_splits", "official", "protocol", "coverage",
     "published", "published_id", "published_source", "published_protocol", "published_others", "difference",
-    "record_file", "commit", "dirty", "date", "command",
+    "record_file", "commit", "dirty", "code_changed", "date", "command",
 )
 
 
@@ -167,6 +168,7 @@ def record_row(entry: RecordFile, published: PublishedNumbers) -> dict[str, Any]
         "record_file": entry.path.name,
         "commit": git.get("commit"),
         "dirty": git.get("dirty"),
+        "code_changed": record_code_changes(record),  # since the record was made; None: cannot be told
         "date": provenance.get("date"),
         "command": provenance.get("command"),
     }

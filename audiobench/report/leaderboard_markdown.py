@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from audiobench.report.board_format import difference_text, fmt, macs_text, quantity, score_text, short_commit
+from audiobench.report.board_format import (code_note, difference_text, fmt, macs_text, quantity, score_text,
+                                            short_commit)
 from audiobench.report.leaderboard import TaskBoard
 
 
@@ -32,7 +33,9 @@ def _common_cells(row: dict[str, Any]) -> list[str]:
 
 
 def _provenance_cell(row: dict[str, Any]) -> str:
-    return f"`{row['record_file']}` @ {short_commit(row)}, {row['date'] or 'date unknown'}"
+    note = code_note(row)
+    return f"`{row['record_file']}` @ {short_commit(row)}, {row['date'] or 'date unknown'}" + (
+        f"; **{note}**" if note else "")
 
 
 def _published_notes(rows: list[dict[str, Any]]) -> list[str]:

@@ -97,9 +97,14 @@ def _import_candidates(module: str, tree: ast.Module) -> set[str]:
     module building every model family), and code they reach at run time is found through the classes
     of the objects themselves (:func:`modules_of`).
     """
+    return _imported_names(module, _module_level_nodes(tree))
+
+
+def _imported_names(module: str, nodes: Iterable[ast.AST]) -> set[str]:
+    """``audiobench`` names (modules, or names in them) imported by the statements ``nodes`` of ``module``."""
     found: set[str] = set()
     package = module if _is_package(module) else module.rpartition(".")[0]
-    for node in _module_level_nodes(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -111,7 +116,17 @@ def _import_candidates(module: str, tree: ast.Module) -> set[str]:
         else:
             continue
         found.update(name for name in names if name.split(".")[0] == PACKAGE)
-    return found  # names that may be modules; :func:`_module_info` keeps those that exist
+    return found  # names that may be modules; callers keep those that exist
+
+
+@lru_cache(maxsize=None)
+def _all_imports(module: str) -> frozenset[str]:
+    """``audiobench`` modules imported anywhere in ``module``, also inside functions (lazy imports)."""
+    source = _source(module)
+    if source is None:
+        return frozenset()
+    names = _imported_names(module, ast.walk(ast.parse(source)))
+    return frozenset(name for name in names if _exists(name))
 
 
 def _is_package(module: str) -> bool:
@@ -191,8 +206,9 @@ def implementation_version(roots: Iterable[str]) -> str:
 
 
 def protocol_version(name: str) -> str | None:
-    """A short hash of the code of the registered protocol ``name`` (the module defining it, the protocol
-    modules it imports and every other output-affecting module they import), None for an unregistered name.
+    """A short hash of the code of the registered protocol ``name`` (the module defining it, the modules of its
+    package it imports, also inside functions (the MLP probe's trainer, the fine-tuning trainer and recipes are
+    imported lazily), and every other output-affecting module they import), None for an unregistered name.
 
     Result records carry it, so a record made by other protocol code (e.g. another solver) is told apart.
     """
@@ -205,14 +221,16 @@ def protocol_version(name: str) -> str | None:
         return None
     if module is None:
         return None
+    package = module.rpartition(".")[0]  # e.g. audiobench.protocols, audiobench.finetune
+    inside = (lambda m: m == package or m.startswith(package + ".") or m.startswith("audiobench.protocols"))
     digest, todo, seen = hashlib.sha256(), [module], set()
     while todo:
         current = todo.pop()
         if current in seen:
             continue
         seen.add(current)
-        todo.extend(m for m in _module_info(current)[1]
-                    if m not in seen and (m.startswith("audiobench.protocols") or not _excluded(m)))
+        imports = set(_module_info(current)[1]) | (_all_imports(current) if inside(current) else set())
+        todo.extend(m for m in imports if m not in seen and (inside(m) or not _excluded(m)))
     for current in sorted(seen):
         digest.update(f"{current}\0{_module_info(current)[0]}\n".encode())
     return digest.hexdigest()[:16]

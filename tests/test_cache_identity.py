@@ -253,3 +253,34 @@ def test_batch_size_is_recorded_only_when_embeddings_were_computed(tmp_path: Pat
     assert first["embeddings"]["batch_size"] == 7 and first["embeddings"]["computed"] == 120
     assert again["embeddings"]["computed"] == 0 and "batch_size" not in again["embeddings"]
     assert first["metrics"] == again["metrics"]
+
+
+@pytest.mark.parametrize("protocol, lazily_imported", [
+    ("mlp-probe", "audiobench.protocols.mlp_train"),  # imported inside MLPProbe.fit_predict
+    ("finetune", "audiobench.finetune.trainer"),
+    ("finetune", "audiobench.finetune.recipes"),
+    ("linear-probe", "audiobench.protocols.multilabel"),
+])
+def test_protocol_version_covers_the_code_it_runs_lazily_imported_too(monkeypatch, protocol: str,
+                                                                       lazily_imported: str) -> None:
+    from audiobench import code_version
+
+    before = code_version.protocol_version(protocol)
+    real = code_version._module_info
+
+    def edited(module: str):
+        digest, imports = real(module)
+        return ("edited" if module == lazily_imported else digest), imports
+
+    monkeypatch.setattr(code_version, "_module_info", edited)
+    assert code_version.protocol_version(protocol) != before
+
+
+def test_protocol_version_leaves_out_code_that_cannot_change_a_number(monkeypatch) -> None:
+    from audiobench import code_version
+
+    before = code_version.protocol_version("mlp-probe")
+    real = code_version._module_info
+    monkeypatch.setattr(code_version, "_module_info",
+                        lambda module: ("edited", real(module)[1]) if module == "audiobench.errors" else real(module))
+    assert code_version.protocol_version("mlp-probe") == before  # error messages are not the protocol

@@ -166,3 +166,34 @@ def test_cache_info_counts_the_probe_outputs(tmp_path) -> None:
     assert listed["probe_outputs"]["entries"] == 3 and listed["probe_outputs"]["bytes"] > 0
     shown = runner.invoke(app, ["cache", "info", "--cache-dir", str(tmp_path)])
     assert shown.exit_code == 0 and "probe outputs: 3 split(s)" in shown.output
+
+
+@pytest.mark.parametrize("select", ["first-split", "every-split"])
+def test_mlp_probe_outputs_and_grid_choices_come_back_from_the_cache(tmp_path, monkeypatch, select) -> None:
+    """The MLP probe fits splits in turn; with HEAR's first-split selection the later splits' keys hold the
+    point chosen on the first, and a cached run restores it."""
+    from audiobench.protocols import mlp_train
+    from audiobench.protocols.mlp import MLPProbe
+
+    settings = dict(hidden_dim=(16,), lr=(1e-2, 1e-3), grid_points=2, max_epochs=12, patience=2, check_every=3,
+                    select=select, device="cpu")
+    x, index, plan = _task()
+    first_probe, cache = MLPProbe(**settings), SplitCache(tmp_path)
+    first = evaluate_probe(first_probe, x, index, plan, cache=cache)
+    assert (cache.computed, cache.reused) == (3, 0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an MLP was trained although the split's outputs were cached")
+
+    monkeypatch.setattr(mlp_train, "train", refuse)
+    again_probe, again_cache = MLPProbe(**settings), SplitCache(tmp_path)
+    again = evaluate_probe(again_probe, x, index, plan, cache=again_cache)
+    assert (again_cache.computed, again_cache.reused) == (0, 3)
+    np.testing.assert_array_equal(again.scores, first.scores)
+    assert again_probe.describe() == first_probe.describe()  # every split's grid point, score and epoch
+    assert again_probe._best == first_probe._best
+    monkeypatch.undo()
+
+    other = SplitCache(tmp_path)  # another grid is another key
+    evaluate_probe(MLPProbe(**{**settings, "lr": (1e-2, 3e-3)}), x, index, plan, cache=other)
+    assert other.reused == 0

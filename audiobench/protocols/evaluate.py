@@ -44,8 +44,8 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
         jobs.append((split, train, valid))
 
     workers = _split_workers(probe, features, targets, jobs, threads)
-    identity = _cache_identity(probe, len(index.classes)) if cache is not None else None
-    copies = workers > 1 or identity is not None
+    cached = cache is not None and _cacheable(probe)
+    copies = workers > 1 or (cached and hasattr(probe, "for_split"))
     fitters = [probe.for_split() for _ in jobs] if copies else [probe] * len(jobs)
 
     def fit(number: int) -> np.ndarray:
@@ -56,18 +56,18 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
             extra.update(x_valid=rows_of(valid), y_valid=targets[valid])
             if masks is not None:
                 extra["mask_valid"] = masks[valid]
-        key = None if identity is None else split_key(identity, {**inputs, **extra})
+        # a probe without for_split fits the splits in turn, so its identity may hold what earlier splits chose
+        key = split_key(_cache_identity(fitters[number], len(index.classes)), {**inputs, **extra}) if cached else None
         if key is not None:
-            cached = cache.get(key, len(split.test), len(index.classes))
-            if cached is not None:
+            entry = cache.get(key, len(split.test), len(index.classes))
+            if entry is not None:
                 try:
-                    fitters[number].restore_split(cached[1])
+                    fitters[number].restore_split(entry[1])  # checks the state before taking any of it
                 except (KeyError, TypeError, ValueError) as error:
                     cache.discard(key, f"the probe cannot take its state back ({error})")
-                    fitters[number] = probe.for_split()
                 else:
                     cache.reuse()
-                    return cached[0]
+                    return entry[0]
         scores = fitters[number].fit_predict(inputs["x_train"], inputs["y_train"], inputs["x_test"],
                                              num_classes=len(index.classes), **extra)[1]
         if key is not None:
@@ -90,15 +90,19 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
                        group=None if groups is None else groups[rows])
 
 
-def _cache_identity(probe: Any, num_classes: int) -> dict[str, Any] | None:
+def _cacheable(probe: Any) -> bool:
+    """Whether ``probe``'s split outputs may be cached: it declares its identity and per-split state, and
+    fits in-memory rows (streaming probes read features that may live on disk and are not hashed)."""
+    return (all(hasattr(probe, name) for name in ("split_identity", "split_state", "restore_split"))
+            and not getattr(probe, "streaming", False))
+
+
+def _cache_identity(probe: Any, num_classes: int) -> dict[str, Any]:
     """What, besides a split's arrays, determines a probe's outputs on it: its ``split_identity()``, the
-    derived version of its protocol's code and the number of classes (None: the probe is not cached)."""
-    identify = getattr(probe, "split_identity", None)
-    if identify is None or getattr(probe, "streaming", False) or not hasattr(probe, "for_split"):
-        return None
+    derived version of its protocol's code and the number of classes."""
     from audiobench.code_version import protocol_version
 
-    identity = identify()
+    identity = probe.split_identity()
     return {**identity, "num_classes": num_classes, "implementation": protocol_version(str(identity["name"]))}
 
 

@@ -178,6 +178,30 @@ class MLPProbe:
 
         return resolve_device(self.device)
 
+    def split_identity(self) -> dict[str, Any]:
+        """What, with a split's arrays, determines its outputs (the split-cache key, see
+        :mod:`audiobench.protocols.split_cache`): the settings, the device the MLP trains on and, when the grid
+        was searched on an earlier split, the point it chose."""
+        settings = {key: value for key, value in self.describe().items() if key != "chosen"}
+        return {**settings, "device": self._device(),
+                "selected": self._best if self.select == "first-split" else None}
+
+    def split_state(self) -> dict[str, Any]:
+        """What fitting the last split added: its entry of ``chosen`` and the grid point selected."""
+        return {"chosen": copy.deepcopy(self.chosen[-1]), "selected": copy.deepcopy(self._best)}
+
+    def restore_split(self, state: dict[str, Any]) -> None:
+        """Take back a :meth:`split_state` stored with a split's cached outputs (ValueError if malformed;
+        nothing is taken then)."""
+        chosen, selected = state["chosen"], state["selected"]
+        axes = {"hidden_layers", "hidden_dim", "dropout", "lr", "init"}
+        if not (isinstance(chosen, dict) and isinstance(selected, dict) and set(selected) == axes
+                and axes <= set(chosen) and "best_epoch" in chosen):
+            raise ValueError(f"malformed mlp-probe state {state!r}")
+        self.chosen.append(chosen)
+        if self._best is None or self.select == "every-split":
+            self._best = selected
+
     def describe(self) -> dict[str, object]:
         """Settings for the result record, with the grid point chosen on every split."""
         return {"name": "mlp-probe",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -73,9 +74,19 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse(source: str) -> ast.Module:
+    """``ast.parse`` one caller at a time: CPython 3.11 can fail with "AST constructor recursion depth mismatch"
+    when threads parse at once (probe splits are fitted in threads, and each asks for its protocol's version)."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
+
+
 def source_digest(source: str) -> str:
     """sha256 of the docstring-free syntax tree of ``source`` (comments and layout do not count)."""
-    tree = _strip_docstrings(ast.parse(source))
+    tree = _strip_docstrings(_parse(source))
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
@@ -125,7 +136,7 @@ def _all_imports(module: str) -> frozenset[str]:
     source = _source(module)
     if source is None:
         return frozenset()
-    names = _imported_names(module, ast.walk(ast.parse(source)))
+    names = _imported_names(module, ast.walk(_parse(source)))
     return frozenset(name for name in names if _exists(name))
 
 
@@ -164,7 +175,7 @@ def _parsed(module: str, source: str) -> tuple[str, list[str]]:
             return entry["digest"], list(entry["candidates"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent or damaged: parse again
-    digest, candidates = source_digest(source), sorted(_import_candidates(module, ast.parse(source)))
+    digest, candidates = source_digest(source), sorted(_import_candidates(module, _parse(source)))
     check = hashlib.sha256(json.dumps([digest, candidates]).encode()).hexdigest()
     try:
         from audiobench.atomic import atomic_write_bytes

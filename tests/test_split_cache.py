@@ -197,3 +197,23 @@ def test_mlp_probe_outputs_and_grid_choices_come_back_from_the_cache(tmp_path, m
     other = SplitCache(tmp_path)  # another grid is another key
     evaluate_probe(MLPProbe(**{**settings, "lr": (1e-2, 3e-3)}), x, index, plan, cache=other)
     assert other.reused == 0
+
+
+def test_the_protocol_code_version_is_derived_before_splits_are_fitted_in_threads(tmp_path, monkeypatch) -> None:
+    """Deriving it parses source code, and CPython 3.11's parser failed ("AST constructor recursion depth
+    mismatch") when a split-fitting thread parsed while another thread compiled."""
+    import threading
+
+    from audiobench import code_version
+
+    callers, real = [], code_version.protocol_version
+
+    def recording(name: str):
+        callers.append(threading.current_thread())
+        return real(name)
+
+    monkeypatch.setattr(code_version, "protocol_version", recording)
+    x, index, plan = _task()
+    cache = SplitCache(tmp_path)
+    evaluate_probe(LinearProbe(), x, index, plan, threads=2, cache=cache)
+    assert cache.computed == 3 and callers and set(callers) == {threading.current_thread()}

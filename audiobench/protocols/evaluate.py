@@ -45,6 +45,7 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
 
     workers = _split_workers(probe, features, targets, jobs, threads)
     cached = cache is not None and _cacheable(probe)
+    implementation = _protocol_code(probe) if cached else None  # once, before any thread starts
     copies = workers > 1 or (cached and hasattr(probe, "for_split"))
     fitters = [probe.for_split() for _ in jobs] if copies else [probe] * len(jobs)
 
@@ -57,7 +58,9 @@ def evaluate_probe(probe: Any, features: np.ndarray | FeatureMatrix, index: Data
             if masks is not None:
                 extra["mask_valid"] = masks[valid]
         # a probe without for_split fits the splits in turn, so its identity may hold what earlier splits chose
-        key = split_key(_cache_identity(fitters[number], len(index.classes)), {**inputs, **extra}) if cached else None
+        key = None if implementation is None else split_key(
+            {**fitters[number].split_identity(), "num_classes": len(index.classes), "implementation": implementation},
+            {**inputs, **extra})
         if key is not None:
             entry = cache.get(key, len(split.test), len(index.classes))
             if entry is not None:
@@ -97,13 +100,13 @@ def _cacheable(probe: Any) -> bool:
             and not getattr(probe, "streaming", False))
 
 
-def _cache_identity(probe: Any, num_classes: int) -> dict[str, Any]:
-    """What, besides a split's arrays, determines a probe's outputs on it: its ``split_identity()``, the
-    derived version of its protocol's code and the number of classes."""
+def _protocol_code(probe: Any) -> str | None:
+    """The derived version of the probe's protocol code, part of every split's cache key with the probe's
+    ``split_identity()``, the number of classes and the split's arrays (None: not a registered protocol, so
+    its outputs are not cached)."""
     from audiobench.code_version import protocol_version
 
-    identity = probe.split_identity()
-    return {**identity, "num_classes": num_classes, "implementation": protocol_version(str(identity["name"]))}
+    return protocol_version(str(probe.split_identity()["name"]))
 
 
 def _split_workers(probe: Any, features: Any, targets: np.ndarray, jobs: list, threads: int | None) -> int:

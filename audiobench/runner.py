@@ -237,6 +237,8 @@ def _report_split_cache(cache: Any, reporter: Reporter) -> None:
     """Tell the user which splits' probe outputs came from the cache, and name damaged entries."""
     for path, why in cache.damaged:
         reporter.message(f"probe-output cache entry {path} was damaged ({why}): removed, the split fitted again")
+    if cache.unwritable:
+        reporter.message(f"probe outputs not cached ({cache.unwritable}); the scores are unaffected")
     if cache.reused:
         reporter.message(f"probe: {cache.reused} split(s) taken from the probe-output cache (same features, "
                          f"labels, settings, code and libraries), {cache.computed} fitted")

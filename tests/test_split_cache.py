@@ -217,3 +217,13 @@ def test_the_protocol_code_version_is_derived_before_splits_are_fitted_in_thread
     cache = SplitCache(tmp_path)
     evaluate_probe(LinearProbe(), x, index, plan, threads=2, cache=cache)
     assert cache.computed == 3 and callers and set(callers) == {threading.current_thread()}
+
+
+def test_an_unwritable_cache_costs_only_the_next_fit(tmp_path) -> None:
+    x, index, plan = _task()
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache's folders should go")
+    cache = SplitCache(blocked)
+    scores = evaluate_probe(LinearProbe(), x, index, plan, cache=cache).scores
+    assert cache.computed == 3 and cache.unwritable and str(blocked) in cache.unwritable
+    np.testing.assert_array_equal(scores, evaluate_probe(LinearProbe(), x, index, plan).scores)

@@ -78,6 +78,7 @@ class SplitCache:
         self.reused = 0
         self.computed = 0
         self.damaged: list[tuple[str, str]] = []  # (file, why) of entries removed as damaged
+        self.unwritable: str | None = None  # why an entry could not be stored (the run goes on without it)
         self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
@@ -88,7 +89,7 @@ class SplitCache:
         path = self._path(key)
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except OSError:  # absent, or a cache that cannot be read: the split is fitted
             return None
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as entry:
@@ -119,8 +120,12 @@ class SplitCache:
         buffer = io.BytesIO()
         np.savez(buffer, scores=np.asarray(scores), state=np.array(json.dumps(state, sort_keys=True)))
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buffer.getvalue())
+        except OSError as error:  # a read-only or full cache only costs fitting again next time
+            with self._lock:
+                self.unwritable = self.unwritable or f"{path.parent}: {error.strerror or error}"
 
     def _drop(self, path: Path, why: str) -> None:
         path.unlink(missing_ok=True)

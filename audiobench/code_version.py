@@ -78,8 +78,9 @@ _PARSE_LOCK = threading.Lock()
 
 
 def _parse(source: str) -> ast.Module:
-    """``ast.parse`` one caller at a time: CPython 3.11 can fail with "AST constructor recursion depth mismatch"
-    when threads parse at once (probe splits are fitted in threads, and each asks for its protocol's version)."""
+    """``ast.parse`` one caller at a time: CPython 3.11 failed with "AST constructor recursion depth mismatch"
+    when a thread parsed while others ran (seen when probe splits, fitted in threads, derived versions; they no
+    longer do, and this keeps any other caller in a thread safe)."""
     with _PARSE_LOCK:
         return ast.parse(source)
 

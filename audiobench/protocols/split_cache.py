@@ -1,15 +1,17 @@
 """A probe's output on one split, cached by everything that determines it.
 
 A linear probe solved to its optimum, like the seeded MLP probe on a given device, is a function of its
-settings, its code, the libraries that run it and the arrays it is given. Its test scores on a split are therefore stored under a key that hashes all of
-those: the probe's identity (settings, the derived version of the protocol's code, the versions of numpy,
-scipy, scikit-learn and torch) and the bytes, dtypes and shapes of the split's arrays (training and test
-features, labels, masks, validation rows, the number of classes). A re-run of a cached configuration then
-neither imports the solver nor fits anything, and any change of an input, a setting or the code is a new key.
+settings, its code, the libraries that run it and the arrays it is given. Its test scores on a split are
+therefore stored under a key that hashes all of those: the probe's identity (settings, the derived version of
+the protocol's code, the versions of numpy, scipy, scikit-learn and torch) and the bytes, dtypes and shapes of
+the split's arrays (training and test features, labels, masks, validation rows, the number of classes). A
+re-run of a cached configuration then neither imports the solver nor fits anything, and any change of an
+input, a setting or the code is a new key.
 
 Each entry is one ``.npz`` file (the scores, and the probe's per-split state as JSON, e.g. the C it chose and
-its solver iterations, or the MLP's grid point), written atomically. A read is checked (zip CRC, dtype, shape, finite values); a damaged
-entry is removed, named in :attr:`SplitCache.damaged`, and the split is fitted again.
+its solver iterations, or the MLP's grid point), written atomically. A read is checked (zip CRC, dtype, shape,
+finite values); a damaged entry is removed, named in :attr:`SplitCache.damaged`, and the split is fitted
+again.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ def test_run_over_the_budget_streams_and_agrees_with_the_in_memory_run(tmp_path:
     assert on_disk["protocol"]["name"] == "linear-probe-streaming"
     assert on_disk["embeddings"]["store"].startswith("on-disk feature matrix 120 x")
     assert "store" not in in_memory["embeddings"]
+    assert in_memory["probe_outputs"]["computed"] > 0 and "probe_outputs" not in on_disk  # streamed: not cached
     from audiobench.cachedir import cache_subdir
 
     assert list(cache_subdir("features").iterdir()) == []  # the run's matrix is gone once its record is written

@@ -115,10 +115,39 @@ def test_frame_gru_runs_deterministically_and_reuses_cached_frames(toy, tmp_path
     record, _ = _run(data, tmp_path / "out")
     assert record["protocol"]["name"] == "frame-gru" and record["protocol"]["hidden"] == 96
     assert record["metrics"]["psds1-sed-scores-eval"]["mean"] > 0.5, record["metrics"]
+    assert record["probe_outputs"] == {"computed": 1, "reused": 0, "cache": "split-outputs-1"}
+    import os
+    import shutil
+
+    from audiobench.protocols.split_cache import DIRECTORY
+
+    shutil.rmtree(Path(os.environ["AUDIOBENCH_CACHE"]) / DIRECTORY)  # the head trains again
     again, _ = _run(data, tmp_path / "out2")  # same seed: same scores; the frames come from the cache
     assert again["embeddings"]["reused"] == 36 and again["embeddings"]["computed"] == 0
+    assert again["probe_outputs"]["computed"] == 1
     assert again["metrics"] == record["metrics"]
     assert again["predictions"]["sha256"] == record["predictions"]["sha256"]
+
+
+def test_a_rerun_takes_the_heads_frame_scores_from_the_split_cache(toy, tmp_path, monkeypatch):
+    from audiobench.events.heads import FrameHead
+
+    data, write_card = toy
+    write_card(epochs=20, metrics="[onset-fms-200ms, psds1-sed-scores-eval]")  # onset: validation scores too
+    record, _ = _run(data, tmp_path / "out", cv=3)  # 3 folds, each validated on the next one
+    assert record["probe_outputs"]["computed"] == 3
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a head was trained although its split's scores were cached")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FrameHead, "fit", refuse)
+        again, _ = _run(data, tmp_path / "out2", cv=3)
+    assert again["probe_outputs"] == {"computed": 0, "reused": 3, "cache": "split-outputs-1"}
+    assert again["metrics"] == record["metrics"] and again["postprocessing"] == record["postprocessing"]
+    assert again["predictions"]["sha256"] == record["predictions"]["sha256"]
+    other, _ = _run(data, tmp_path / "out3", cv=3, probe_options={"lr": 3e-3})  # another setting: trained again
+    assert other["probe_outputs"]["computed"] == 3
 
 
 def test_unknown_event_metric_and_protocol_are_refused_before_work(toy, tmp_path):

@@ -80,6 +80,11 @@ def test_code_and_library_versions_are_in_the_key(monkeypatch) -> None:
     assert split_key(identity, {**arrays, "x": np.ones((1, 4), np.float32)}) != key  # shape counts
     assert split_key(identity, {**arrays, "mask": None}) != key
     assert split_key(identity, {**arrays, "y": np.array(["a", "b"], dtype=object)}) is None  # not hashable by bytes
+    clips = [np.ones((3, 2), np.float32), np.zeros((2, 2), np.float32)]  # per-clip frame matrices
+    joined = np.concatenate(clips)
+    assert split_key(identity, {"x": clips}) == split_key(identity, {"x": [c.copy() for c in clips]})
+    assert len({split_key(identity, {"x": clips}), split_key(identity, {"x": [joined]}),
+                split_key(identity, {"x": joined}), split_key(identity, {"x": clips[::-1]})}) == 4  # clip bounds count
     monkeypatch.setattr(split_cache, "library_versions", lambda: {"scikit-learn": "0.0"})
     assert split_key(identity, arrays) != key
 

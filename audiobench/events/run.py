@@ -9,12 +9,14 @@ from typing import Any, Callable
 import numpy as np
 
 from audiobench.datasets.base import Clip, DatasetIndex
+from audiobench.code_version import protocol_version
 from audiobench.errors import DatasetError, ProtocolError
 from audiobench.events import onset as onset_metrics, postprocess
 from audiobench.events.heads import HEADS, FrameHead
 from audiobench.events.predictions import EventPredictions
 from audiobench.events.scoring import check_metrics, metric_notes, score_event_predictions
 from audiobench.events.targets import frame_targets, frames_within
+from audiobench.protocols.split_cache import SplitCache, split_key
 from audiobench.tasks import TaskCard
 
 POSTPROCESS_OPTIONS = ("median_filter_ms", "min_duration_ms")
@@ -63,19 +65,22 @@ def _split_clips(plan: Any, number: int, validate: bool) -> tuple[np.ndarray, np
 
 def train_and_score(head: FrameHead, frames: list[np.ndarray], hop_ms: float, index: DatasetIndex, plan: Any,
                     seconds: float | None, advance: Any = lambda n: None,
-                    on_valid: Callable[[str, EventPredictions | None], None] | None = None) -> EventPredictions:
+                    on_valid: Callable[[str, EventPredictions | None], None] | None = None,
+                    cache: SplitCache | None = None) -> EventPredictions:
     """Fit ``head`` on each split's training clips, score its test clips: the events predictions.
-    With ``on_valid``, each split's validation clips are scored too and passed to it (None when there are none)."""
+    With ``on_valid``, each split's validation clips are scored too and passed to it (None when there are none).
+    With ``cache``, a split's frame scores are taken from it when the head, its code, the libraries and the
+    split's frames and targets are unchanged (:mod:`audiobench.protocols.split_cache`), and stored otherwise."""
     spans = [scored_span(clip, seconds) for clip in index.clips]
     stamps = [np.arange(frames_within(np.arange(len(f)) * hop_ms, spans[i][0]), dtype=np.float64) * hop_ms
               for i, f in enumerate(frames)]
     kept = [frames[i][:len(stamps[i])] for i in range(len(frames))]
     classes = len(index.classes)
     columns: tuple[list, ...] = ([], [], [], [], [], [])
+    implementation = protocol_version(head.name) if cache is not None else None
 
-    def predict(rows: np.ndarray, name: str, into: tuple[list, ...]) -> tuple[list, ...]:
-        tested = [int(i) for i in rows]
-        for i, clip_scores in zip(tested, head.predict([kept[i] for i in tested])):
+    def collect(rows: list[int], scores: list[np.ndarray], name: str, into: tuple[list, ...]) -> tuple[list, ...]:
+        for i, clip_scores in zip(rows, scores):
             for column, value in zip(into, (index.clips[i].clip_id, name, spans[i][0], stamps[i], clip_scores,
                                             spans[i][1])):
                 column.append(value)
@@ -84,15 +89,40 @@ def train_and_score(head: FrameHead, frames: list[np.ndarray], hop_ms: float, in
     for number, part in enumerate(plan.splits):
         train, test, valid = _split_clips(plan, number, on_valid is not None)
         train = [int(i) for i in train]
-        head.fit([kept[i] for i in train], [frame_targets(spans[i][1], stamps[i], classes) for i in train])
-        predict(test, part.name, columns)
+        tested = [int(i) for i in test]
+        validated = [] if on_valid is None or valid is None else [int(i) for i in valid]
+        scores = _split_scores(head, [kept[i] for i in train],
+                               [frame_targets(spans[i][1], stamps[i], classes) for i in train],
+                               [kept[i] for i in tested + validated], classes, cache, implementation)
+        collect(tested, scores[:len(tested)], part.name, columns)
         if on_valid is not None:
-            found = None if valid is None else predict(valid, part.name, ([], [], [], [], [], []))
+            found = collect(validated, scores[len(tested):], part.name, ([], [], [], [], [], [])) if validated else None
             on_valid(part.name, None if found is None else EventPredictions.from_clips(
                 found[0], found[1], found[2], index.classes, found[3], found[4], found[5]))
         advance(1)
     clip_id, split, duration, timestamps, scores, events = columns
     return EventPredictions.from_clips(clip_id, split, duration, index.classes, timestamps, scores, events)
+
+
+def _split_scores(head: FrameHead, train_x: list[np.ndarray], train_y: list[np.ndarray], scored: list[np.ndarray],
+                  classes: int, cache: SplitCache | None, implementation: str | None) -> list[np.ndarray]:
+    """Frame scores ``[T_i, C]`` of the ``scored`` clips after fitting ``head`` on the training clips, or the
+    cached ones of the same fit (``implementation``: the head's protocol code version; None: no caching)."""
+    lengths = [len(x) for x in scored]
+    key = None
+    if cache is not None and implementation is not None and sum(lengths):
+        identity = {**head.describe(), "seed": head.seed, "device": head.device, "implementation": implementation}
+        key = split_key(identity, {"x_train": train_x, "y_train": train_y, "x_scored": scored})
+    if key is not None:
+        entry = cache.get(key, sum(lengths), classes)
+        if entry is not None:
+            cache.reuse()
+            return np.split(entry[0], np.cumsum(lengths)[:-1])
+    head.fit(train_x, train_y)
+    scores = head.predict(scored)
+    if key is not None:
+        cache.put(key, np.concatenate(scores), {})
+    return scores
 
 
 def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict[str, Any], Path]:
@@ -105,7 +135,8 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     from audiobench.models.loading import has_released_weights, load_model
     from audiobench.results import check_writable, read_record, summarise, write_record
     from audiobench.model_outputs import model_block
-    from audiobench.runner import Reporter, _derived, _splits, load_task_index, record_head
+    from audiobench.protocols.split_cache import DIRECTORY as SPLIT_CACHE_DIRECTORY
+    from audiobench.runner import Reporter, _derived, _report_split_cache, _splits, load_task_index, record_head
 
     reporter = reporter or Reporter()
     timings: dict[str, float] = {}
@@ -150,9 +181,11 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     collar = onset_metrics.selection_collar(card.metric, metric_names) if onset_names else 0.0
     chooser = (onset_metrics.MinDurationChooser(min_durations, collar, settings["median_filter_ms"])
                if onset_names else None)
+    split_cache = SplitCache(cache_subdir(SPLIT_CACHE_DIRECTORY))
     with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance:
         predictions = train_and_score(head, frames.frames, frames.hop_ms, index, plan, card.clip_seconds, advance,
-                                      on_valid=chooser)
+                                      on_valid=chooser, cache=split_cache)
+    _report_split_cache(split_cache, reporter)
     if chooser is not None:
         settings.update(chooser.settings())
     timings["protocol_s"] = time.perf_counter() - t0
@@ -173,6 +206,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
         "embeddings": {"kind": "frames", "hop_ms": frames.hop_ms, "total": stats.total, "computed": stats.computed,
                        "reused": stats.reused, "cache_key": cache.model_key,
                        **({"batch_size": options.batch_size} if stats.computed else {})},
+        **({"probe_outputs": split_cache.summary()} if split_cache.computed + split_cache.reused else {}),
         "timings": timings,
         "provenance": provenance.collect(device, options.seed),
     }

@@ -1,10 +1,10 @@
 """A probe's output on one split, cached by everything that determines it.
 
-A linear probe solved to its optimum, like the seeded MLP probe on a given device, is a function of its
-settings, its code, the libraries that run it and the arrays it is given. Its test scores on a split are
-therefore stored under a key that hashes all of those: the probe's identity (settings, the derived version of
-the protocol's code, the versions of numpy, scipy, scikit-learn and torch) and the bytes, dtypes and shapes of
-the split's arrays (training and test features, labels, masks, validation rows, the number of classes). A
+A linear probe solved to its optimum, like the seeded MLP probe or frame head on a given device, is a function
+of its settings, its code, the libraries that run it and the arrays it is given. Its test scores on a split
+are therefore stored under a key that hashes all of those: the probe's identity (settings, the derived version
+of the protocol's code, the versions of numpy, scipy, scikit-learn and torch) and the bytes, dtypes and shapes
+of the split's arrays (training and test features, labels, masks, validation rows, the number of classes). A
 re-run of a cached configuration then neither imports the solver nor fits anything, and any change of an
 input, a setting or the code is a new key.
 
@@ -47,25 +47,29 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def split_key(identity: Mapping[str, Any], arrays: Mapping[str, np.ndarray | None]) -> str | None:
+def split_key(identity: Mapping[str, Any], arrays: Mapping[str, Any]) -> str | None:
     """The cache key of one split's fit: ``identity`` plus every array's dtype, shape and bytes.
 
-    None when an array cannot be hashed by its bytes (object dtype, e.g. string labels): such a split is not
-    cached.
+    A value of ``arrays`` is an array, None, or a list of arrays (e.g. one ``[T_i, D]`` frame matrix per clip,
+    hashed one after the other with their shapes, without concatenating them). None when an array cannot be
+    hashed by its bytes (object dtype, e.g. string labels): such a split is not cached.
     """
     digest = hashlib.blake2b(digest_size=24)
     head = {"format": SPLIT_CACHE_FORMAT, "identity": identity, "libraries": library_versions()}
     digest.update(json.dumps(head, sort_keys=True, default=str).encode())
     for name in sorted(arrays):
-        array = arrays[name]
-        if array is None:
+        value = arrays[name]
+        if value is None:
             digest.update(f"\0{name}:none".encode())
             continue
-        array = np.ascontiguousarray(array)
-        if array.dtype.hasobject:
-            return None
-        digest.update(f"\0{name}:{array.dtype.str}:{array.shape}\0".encode())
-        digest.update(memoryview(array).cast("B"))
+        parts = [value] if isinstance(value, np.ndarray) else list(value)
+        digest.update(f"\0{name}:{'array' if isinstance(value, np.ndarray) else len(parts)}".encode())
+        for part in parts:
+            array = np.ascontiguousarray(part)
+            if array.dtype.hasobject:
+                return None
+            digest.update(f"\0{array.dtype.str}:{array.shape}\0".encode())
+            digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()
 
 

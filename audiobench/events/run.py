@@ -91,12 +91,12 @@ def train_and_score(head: FrameHead, frames: list[np.ndarray], hop_ms: float, in
         train = [int(i) for i in train]
         tested = [int(i) for i in test]
         validated = [] if on_valid is None or valid is None else [int(i) for i in valid]
-        scores = _split_scores(head, [kept[i] for i in train],
-                               [frame_targets(spans[i][1], stamps[i], classes) for i in train],
-                               [kept[i] for i in tested + validated], classes, cache, implementation)
-        collect(tested, scores[:len(tested)], part.name, columns)
+        test_scores, valid_scores = _split_scores(
+            head, [kept[i] for i in train], [frame_targets(spans[i][1], stamps[i], classes) for i in train],
+            ([kept[i] for i in tested], [kept[i] for i in validated]), classes, cache, implementation)
+        collect(tested, test_scores, part.name, columns)
         if on_valid is not None:
-            found = collect(validated, scores[len(tested):], part.name, ([], [], [], [], [], [])) if validated else None
+            found = collect(validated, valid_scores, part.name, ([], [], [], [], [], [])) if validated else None
             on_valid(part.name, None if found is None else EventPredictions.from_clips(
                 found[0], found[1], found[2], index.classes, found[3], found[4], found[5]))
         advance(1)
@@ -104,25 +104,30 @@ def train_and_score(head: FrameHead, frames: list[np.ndarray], hop_ms: float, in
     return EventPredictions.from_clips(clip_id, split, duration, index.classes, timestamps, scores, events)
 
 
-def _split_scores(head: FrameHead, train_x: list[np.ndarray], train_y: list[np.ndarray], scored: list[np.ndarray],
-                  classes: int, cache: SplitCache | None, implementation: str | None) -> list[np.ndarray]:
-    """Frame scores ``[T_i, C]`` of the ``scored`` clips after fitting ``head`` on the training clips, or the
-    cached ones of the same fit (``implementation``: the head's protocol code version; None: no caching)."""
-    lengths = [len(x) for x in scored]
+def _split_scores(head: FrameHead, train_x: list[np.ndarray], train_y: list[np.ndarray],
+                  scored: tuple[list[np.ndarray], ...], classes: int, cache: SplitCache | None,
+                  implementation: str | None) -> list[list[np.ndarray]]:
+    """Frame scores ``[T_i, C]`` of each group of ``scored`` clips (test, validation; each group predicted on its
+    own, as batches are formed within a group) after fitting ``head`` on the training clips, or the cached ones
+    of the same fit (``implementation``: the head's protocol code version; None: no caching)."""
+    lengths = [len(x) for group in scored for x in group]
     key = None
     if cache is not None and implementation is not None and sum(lengths):
         identity = {**head.describe(), "seed": head.seed, "device": head.device, "implementation": implementation}
-        key = split_key(identity, {"x_train": train_x, "y_train": train_y, "x_scored": scored})
+        key = split_key(identity, {"x_train": train_x, "y_train": train_y,
+                                   **{f"x_scored_{n}": group for n, group in enumerate(scored)}})
     if key is not None:
         entry = cache.get(key, sum(lengths), classes)
         if entry is not None:
             cache.reuse()
-            return np.split(entry[0], np.cumsum(lengths)[:-1])
+            flat = np.split(entry[0], np.cumsum(lengths)[:-1])
+            bounds = np.cumsum([0] + [len(group) for group in scored])
+            return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     head.fit(train_x, train_y)
-    scores = head.predict(scored)
+    groups = [head.predict(group) if group else [] for group in scored]
     if key is not None:
-        cache.put(key, np.concatenate(scores), {})
-    return scores
+        cache.put(key, np.concatenate([s for group in groups for s in group]), {})
+    return groups
 
 
 def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict[str, Any], Path]:

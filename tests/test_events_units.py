@@ -85,3 +85,22 @@ def test_frame_cache_refuses_an_entry_that_is_not_whole_frames(tmp_path):
     assert cache.get_frames("ab12", 4, 3).shape == (3, 4)
     assert cache.get_frames("ab12", 4, 5) is None  # wrong frame count: removed, reported, recomputed
     assert len(cache.take_damaged()) == 1 and cache.get("ab12") is None
+
+
+@pytest.mark.parametrize("head_class", ["FrameGRU", "FrameLinear"])
+def test_a_clips_frame_scores_do_not_depend_on_the_clips_sharing_its_batch(head_class):
+    """Clips of different lengths are zero-padded into a batch; the GRU runs packed, so its backward direction
+    starts at each clip's last frame and a short clip scores the same alone or beside a long one."""
+    from audiobench.events import heads
+
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(size=(int(n), 8)).astype(np.float32) for n in rng.integers(10, 40, size=12)]
+    targets = [(rng.random((len(c), 2)) > 0.5).astype(np.float32) for c in clips]
+    head = getattr(heads, head_class)(epochs=2, batch_size=4, hidden=16) if head_class == "FrameGRU" else \
+        getattr(heads, head_class)(epochs=2, batch_size=4)
+    head.fit(clips, targets)
+    short, long = rng.normal(size=(10, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
+    alone = head.predict([short])[0]
+    beside = head.predict([long, short])[1]
+    assert alone.shape == beside.shape == (10, 2)
+    np.testing.assert_allclose(beside, alone, atol=1e-6)

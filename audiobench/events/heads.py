@@ -21,7 +21,7 @@ class _Linear(nn.Module):
         super().__init__()
         self.out = nn.Linear(dim, classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.out(x)
 
 
@@ -31,8 +31,13 @@ class _BiGRU(nn.Module):
         self.gru = nn.GRU(dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * hidden, classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.gru(x)[0])
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # packed: each clip's backward direction starts at its own last frame, not at the batch's padding, so a
+        # clip's scores do not depend on the clips that share its batch
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=x.shape[1])
+        return self.out(out)
 
 
 def _pad(sequences: Sequence[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +52,7 @@ def _pad(sequences: Sequence[np.ndarray], width: int) -> tuple[torch.Tensor, tor
 
 
 class FrameHead:
-    """A frame head (``network`` ``[B, T, D] -> [B, T, C]`` logits) with its training settings."""
+    """A frame head (``network`` ``([B, T, D], lengths [B]) -> [B, T, C]`` logits) with its training settings."""
 
     name = "frame-head"
     network_class: type[nn.Module] = _Linear
@@ -90,8 +95,9 @@ class FrameHead:
                 for chunk in torch.randperm(len(x), generator=order).split(self.batch_size):
                     inputs, mask = _pad([x[i] for i in chunk.tolist()], dim)
                     wanted, _ = _pad([targets[i] for i in chunk.tolist()], classes)
+                    lengths = mask.sum(dim=1).long()
                     mask = mask.to(self.device)
-                    logits = network(inputs.to(self.device))
+                    logits = network(inputs.to(self.device), lengths)
                     losses = nn.functional.binary_cross_entropy_with_logits(logits, wanted.to(self.device),
                                                                             reduction="none")
                     loss = (losses * mask[..., None]).sum() / (mask.sum() * classes).clamp(min=1.0)
@@ -109,8 +115,9 @@ class FrameHead:
         with torch.no_grad():
             for start in range(0, len(x), self.batch_size):
                 part = x[start:start + self.batch_size]
-                inputs, _ = _pad(part, part[0].shape[1])
-                out = torch.sigmoid(self.network(inputs.to(self.device))).float().cpu().numpy()
+                inputs, mask = _pad(part, part[0].shape[1])
+                logits = self.network(inputs.to(self.device), mask.sum(dim=1).long())
+                out = torch.sigmoid(logits).float().cpu().numpy()
                 scores += [out[row, :len(sequence)] for row, sequence in enumerate(part)]
         return scores
 
@@ -128,7 +135,8 @@ class FrameGRU(FrameHead):
 
     name = "frame-gru"
     network_class = _BiGRU
-    architecture = "standardise -> bidirectional GRU (hidden per direction, layers) -> Linear(2 hidden, C) -> sigmoid"
+    architecture = ("standardise -> bidirectional GRU (hidden per direction, layers; packed, each clip's own length) "
+                    "-> Linear(2 hidden, C) -> sigmoid")
 
     def __init__(self, hidden: int = 96, layers: int = 1, **options: Any) -> None:
         super().__init__(hidden=int(hidden), layers=int(layers), **options)

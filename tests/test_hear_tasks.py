@@ -160,6 +160,17 @@ def test_hear_path_task_end_to_end(kind, tmp_path, monkeypatch) -> None:
     assert list(record["metrics"][record["task"]["metric"]]["per_split"]) == splits
     assert len(record["protocol"]["chosen"]) == len(splits)
     assert rescore(path)["identical"] is True
+    # content-addressed: folds whose arrays are byte-identical (these tones) share one fit within the run too
+    assert record["probe_outputs"]["computed"] + record["probe_outputs"]["reused"] == len(splits)
+    from audiobench.protocols import mlp_train
+
+    with monkeypatch.context() as patch:  # a re-run takes every split's MLP outputs from the split cache
+        patch.setattr(mlp_train, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained again")))
+        again, _ = runner.run(runner.RunOptions(task=f"hear:{task_dir}", model="logmel-stats", device="cpu",
+                                                num_workers=0, batch_size=8, output_dir=tmp_path / "out2",
+                                                probe_options=TINY_PROBE))
+    assert again["probe_outputs"] == {"computed": 0, "reused": len(splits), "cache": "split-outputs-1"}
+    assert again["metrics"] == record["metrics"] and again["protocol"] == record["protocol"]
 
 
 def test_builtin_card_end_to_end_is_official_with_the_published_count(tmp_path, monkeypatch) -> None:

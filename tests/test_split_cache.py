@@ -190,14 +190,14 @@ def test_mlp_probe_outputs_and_grid_choices_come_back_from_the_cache(tmp_path, m
     def refuse(*args, **kwargs):
         raise AssertionError("an MLP was trained although the split's outputs were cached")
 
-    monkeypatch.setattr(mlp_train, "train", refuse)
-    again_probe, again_cache = MLPProbe(**settings), SplitCache(tmp_path)
-    again = evaluate_probe(again_probe, x, index, plan, cache=again_cache)
+    with monkeypatch.context() as patch:
+        patch.setattr(mlp_train, "train", refuse)
+        again_probe, again_cache = MLPProbe(**settings), SplitCache(tmp_path)
+        again = evaluate_probe(again_probe, x, index, plan, cache=again_cache)
     assert (again_cache.computed, again_cache.reused) == (0, 3)
     np.testing.assert_array_equal(again.scores, first.scores)
     assert again_probe.describe() == first_probe.describe()  # every split's grid point, score and epoch
     assert again_probe._best == first_probe._best
-    monkeypatch.undo()
 
     other = SplitCache(tmp_path)  # another grid is another key
     evaluate_probe(MLPProbe(**{**settings, "lr": (1e-2, 3e-3)}), x, index, plan, cache=other)
@@ -232,3 +232,32 @@ def test_an_unwritable_cache_costs_only_the_next_fit(tmp_path) -> None:
     scores = evaluate_probe(LinearProbe(), x, index, plan, cache=cache).scores
     assert cache.computed == 3 and cache.unwritable and str(blocked) in cache.unwritable
     np.testing.assert_array_equal(scores, evaluate_probe(LinearProbe(), x, index, plan).scores)
+
+
+def test_multilabel_probe_with_unknown_labels_is_cached_with_its_mask(tmp_path, monkeypatch) -> None:
+    from audiobench.datasets.base import Clip, DatasetIndex
+
+    rng = np.random.default_rng(4)
+    labels = [tuple(int(c) for c in np.flatnonzero(rng.random(3) < 0.4)) or (0,) for _ in range(36)]
+    known = [None if i % 4 else (True, i % 8 == 0, True) for i in range(36)]
+    x = (rng.normal(size=(36, 6)) + np.array([[2.0 * (c in row) for c in range(3)] + [0.0] * 3 for row in labels])
+         ).astype(np.float32)
+    clips = [Clip(clip_id=f"c{i}", path=Path(f"c{i}.wav"), label=row, mask=known[i]) for i, row in enumerate(labels)]
+    index = DatasetIndex(name="toy-ml", classes=["a", "b", "c"], clips=clips)
+    assert index.multilabel and index.masks() is not None
+    plan = cross_validation(index, 3, seed=0)
+    first = evaluate_probe(LinearProbe(), x, index, plan, cache=SplitCache(tmp_path))
+    with monkeypatch.context() as patch:
+        patch.setattr("audiobench.protocols.probe.fit_predict_multilabel",
+                      lambda *a, **k: (_ for _ in ()).throw(AssertionError("fitted again")))
+        cache = SplitCache(tmp_path)
+        again = evaluate_probe(LinearProbe(), x, index, plan, cache=cache)
+    assert (cache.computed, cache.reused) == (0, 3)
+    np.testing.assert_array_equal(again.scores, first.scores)
+    np.testing.assert_array_equal(again.mask, first.mask)
+    other_mask = [None] * 36  # every label known: another training mask, another key
+    index_all_known = DatasetIndex(name="toy-ml", classes=["a", "b", "c"], clips=[
+        Clip(clip_id=c.clip_id, path=c.path, label=c.label, mask=m) for c, m in zip(clips, other_mask)])
+    cache = SplitCache(tmp_path)
+    evaluate_probe(LinearProbe(), x, index_all_known, plan, cache=cache)
+    assert cache.reused == 0

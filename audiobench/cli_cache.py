@@ -43,6 +43,14 @@ def _what(directory: Path) -> str:
     return "?"
 
 
+def _folder_sizes(root: Path) -> dict[str, int]:
+    """Bytes under each top-level folder of the cache root (checkpoints, datasets, embeddings, audio, ...)."""
+    sizes: dict[str, int] = {}
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []:
+        sizes[folder.name] = sum(entry.stat().st_size for entry in folder.rglob("*") if entry.is_file())
+    return sizes
+
+
 def _mb(nbytes: int) -> str:
     return f"{nbytes / 1e6:,.1f}"
 
@@ -55,7 +63,10 @@ def _usage_row(usage: Any, root: Path) -> dict[str, Any]:
 
 @cache_app.command("info")
 @reports_errors
-def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption) -> None:
+def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption,
+         folders_too: bool = typer.Option(False, "--folders", help="Also add up the bytes of every top-level folder "
+                                                                   "(checkpoints, datasets, ...; walks every file).")
+         ) -> None:
     """Every store under the cache root: what it holds, entries, bytes used and wasted."""
     from audiobench.protocols import split_cache
     from audiobench.shard_compaction import find_stores, usage
@@ -64,9 +75,11 @@ def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption) -> 
     root = _root(cache_dir)
     rows = [_usage_row(usage(ShardStore(directory)), root) for directory in find_stores(root)]
     splits, split_bytes = split_cache.usage(root / split_cache.DIRECTORY)
+    folders = _folder_sizes(root) if folders_too else {}
     if as_json:
         _print_json({"root": str(root), "stores": rows,
-                     "probe_outputs": {"directory": split_cache.DIRECTORY, "entries": splits, "bytes": split_bytes}})
+                     "probe_outputs": {"directory": split_cache.DIRECTORY, "entries": splits, "bytes": split_bytes},
+                     **({"folders": folders} if folders_too else {})})
         return
     table = Table(title=f"cache stores under {root}")
     for column in ("store", "holds", "entries", "MB in shards", "waste"):
@@ -81,6 +94,8 @@ def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption) -> 
     if splits:
         out.print(f"probe outputs: {splits:,} split(s), {_mb(split_bytes)} MB in {root / split_cache.DIRECTORY} "
                   "(removing that folder only costs refitting)")
+    if folders:
+        out.print("on disk by folder: " + ", ".join(f"{name} {_mb(size)} MB" for name, size in folders.items()))
 
 
 @cache_app.command("compact")

@@ -167,10 +167,14 @@ def test_cache_info_counts_the_probe_outputs(tmp_path) -> None:
     x, index, plan = _task()
     evaluate_probe(LinearProbe(), x, index, plan, cache=SplitCache(tmp_path / split_cache.DIRECTORY))
     runner = CliRunner()
-    listed = json.loads(runner.invoke(app, ["cache", "info", "--cache-dir", str(tmp_path), "--json"]).output)
+    listed = json.loads(runner.invoke(app, ["cache", "info", "--cache-dir", str(tmp_path), "--json",
+                                        "--folders"]).output)
     assert listed["probe_outputs"]["entries"] == 3 and listed["probe_outputs"]["bytes"] > 0
+    assert listed["folders"] == {split_cache.DIRECTORY: listed["probe_outputs"]["bytes"]}  # every byte on disk
     shown = runner.invoke(app, ["cache", "info", "--cache-dir", str(tmp_path)])
-    assert shown.exit_code == 0 and "probe outputs: 3 split(s)" in shown.output
+    assert shown.exit_code == 0 and "probe outputs: 3 split(s)" in shown.output and "by folder" not in shown.output
+    shown = runner.invoke(app, ["cache", "info", "--cache-dir", str(tmp_path), "--folders"])
+    assert f"on disk by folder: {split_cache.DIRECTORY} " in shown.output
 
 
 @pytest.mark.parametrize("select", ["first-split", "every-split"])

@@ -224,7 +224,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,
                     **({"options": dataset_options} if dataset_options else {})},
         "embeddings": outputs.extraction,
-        **({"probe_outputs": split_cache.summary()} if split_cache.computed + split_cache.reused else {}),
+        **split_cache.record_fields(),
         "timings": timings,
         "provenance": provenance.collect(outputs.device, options.seed),
     }

@@ -165,12 +165,16 @@ def test_hear_path_task_end_to_end(kind, tmp_path, monkeypatch) -> None:
     from audiobench.protocols import mlp_train
 
     with monkeypatch.context() as patch:  # a re-run takes every split's MLP outputs from the split cache
-        patch.setattr(mlp_train, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained again")))
+        patch.setattr(mlp_train, "train", _refuse_training)
         again, _ = runner.run(runner.RunOptions(task=f"hear:{task_dir}", model="logmel-stats", device="cpu",
                                                 num_workers=0, batch_size=8, output_dir=tmp_path / "out2",
                                                 probe_options=TINY_PROBE))
     assert again["probe_outputs"] == {"computed": 0, "reused": len(splits), "cache": "split-outputs-1"}
     assert again["metrics"] == record["metrics"] and again["protocol"] == record["protocol"]
+
+
+def _refuse_training(*args, **kwargs):
+    raise AssertionError("an MLP was trained although the split's outputs were cached")
 
 
 def test_builtin_card_end_to_end_is_official_with_the_published_count(tmp_path, monkeypatch) -> None:

@@ -21,11 +21,12 @@ def _task(seed: int = 0):
     return x, index, cross_validation(index, 3, seed=0)
 
 
-def _refuse_fits(monkeypatch) -> None:
-    def refuse(*args, **kwargs):
-        raise AssertionError("a split was fitted although its outputs were cached")
+def _refuse(*args, **kwargs):
+    raise AssertionError("a split was fitted although its outputs were cached")
 
-    monkeypatch.setattr(LinearProbe, "_fit_predict", refuse)
+
+def _refuse_fits(monkeypatch) -> None:
+    monkeypatch.setattr(LinearProbe, "_fit_predict", _refuse)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -252,8 +253,7 @@ def test_multilabel_probe_with_unknown_labels_is_cached_with_its_mask(tmp_path, 
     plan = cross_validation(index, 3, seed=0)
     first = evaluate_probe(LinearProbe(), x, index, plan, cache=SplitCache(tmp_path))
     with monkeypatch.context() as patch:
-        patch.setattr("audiobench.protocols.probe.fit_predict_multilabel",
-                      lambda *a, **k: (_ for _ in ()).throw(AssertionError("fitted again")))
+        patch.setattr("audiobench.protocols.probe.fit_predict_multilabel", _refuse)
         cache = SplitCache(tmp_path)
         again = evaluate_probe(LinearProbe(), x, index, plan, cache=cache)
     assert (cache.computed, cache.reused) == (0, 3)

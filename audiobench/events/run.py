@@ -211,7 +211,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
         "embeddings": {"kind": "frames", "hop_ms": frames.hop_ms, "total": stats.total, "computed": stats.computed,
                        "reused": stats.reused, "cache_key": cache.model_key,
                        **({"batch_size": options.batch_size} if stats.computed else {})},
-        **({"probe_outputs": split_cache.summary()} if split_cache.computed + split_cache.reused else {}),
+        **split_cache.record_fields(),
         "timings": timings,
         "provenance": provenance.collect(device, options.seed),
     }

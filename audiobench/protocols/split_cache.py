@@ -139,9 +139,12 @@ class SplitCache:
             self.damaged.append((str(path), why))
         return None
 
-    def summary(self) -> dict[str, Any]:
-        """What the record says about the probe's outputs: fitted now, or reused from this cache."""
-        return {"computed": self.computed, "reused": self.reused, "cache": SPLIT_CACHE_FORMAT}
+    def record_fields(self) -> dict[str, Any]:
+        """The record's ``probe_outputs`` block (splits fitted now or reused from this cache); empty when no
+        split went through the cache (streaming probes, pretrained-head)."""
+        if not self.computed + self.reused:
+            return {}
+        return {"probe_outputs": {"computed": self.computed, "reused": self.reused, "cache": SPLIT_CACHE_FORMAT}}
 
 
 def usage(directory: Path) -> tuple[int, int]:

@@ -70,6 +70,37 @@ def test_committed_records_rescore_exactly() -> None:
     result = check("--section", "records", "--results", str(results))
     assert result.exit_code == 0, result.output
     assert sum(r["quantity"] == "rescore from predictions" and r["status"] == "pass" for r in _rows(result)) >= 2
+    assert sum(r["quantity"] == "code version" and r["status"] == "pass" for r in _rows(result)) >= 2
+
+
+def test_record_made_by_other_code_fails(synthetic_results: Path, tmp_path: Path) -> None:
+    (original,) = synthetic_results.glob("*.json")
+    record = json.loads(original.read_text())
+    passing = _rows(check("--section", "records", "--results", str(synthetic_results)))
+    assert [r["status"] for r in passing if r["quantity"] == "code version"] == ["pass"]
+    for field, changed in ((("model", "fingerprint"), "model"), (("protocol",), "protocol")):
+        results = tmp_path / changed
+        results.mkdir()
+        doctored = json.loads(json.dumps(record))
+        block = doctored
+        for key in field:
+            block = block[key]
+        block["implementation"] = "0" * 16  # as if the code changed after the run
+        (results / original.name).write_text(json.dumps(doctored))
+        shutil.copy(predictions_path(original), results)
+        result = check("--section", "records", "--results", str(results))
+        assert result.exit_code == 1
+        (row,) = [r for r in _rows(result) if r["quantity"] == "code version"]
+        assert row["status"] == "FAIL" and row["measured"] == f"{changed} changed"
+        assert "re-run `audiobench run --task synthetic" in row["note"]
+    unversioned = tmp_path / "unversioned"
+    unversioned.mkdir()
+    record["model"].pop("code_roots")
+    record["protocol"].pop("implementation")
+    (unversioned / original.name).write_text(json.dumps(record))
+    shutil.copy(predictions_path(original), unversioned)
+    rows = _rows(check("--section", "records", "--results", str(unversioned)))
+    assert [r["status"] for r in rows if r["quantity"] == "code version"] == ["skip"]
 
 
 def test_record_reproduces(synthetic_results: Path) -> None:

@@ -1,9 +1,11 @@
-"""``check`` section 2: every record rescored from its predictions, and paired with published numbers."""
+"""``check`` section 2: every record rescored from its predictions, made by today's code, and paired with
+published numbers."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from audiobench.code_version import record_code_changes
 from audiobench.errors import AudiobenchError
 from audiobench.report.checks import FAIL, PASS, SKIP, CheckRow, within
 from audiobench.report.records import RecordFile
@@ -21,6 +23,22 @@ def _rescore_row(record: RecordFile) -> CheckRow:
     return CheckRow(SECTION, record.path.name, "rescore from predictions", "identical" if not differing else differing,
                     "identical", "exact", PASS if not differing else FAIL,
                     f"{result['clips']} clips" if not differing else "the predictions do not give the recorded numbers")
+
+
+def _code_row(record: RecordFile) -> CheckRow:
+    """Whether today's model and protocol code is the code that made the record (a record made by other code
+    stands for code that no longer exists, even when its numbers still reproduce: re-run it)."""
+    changes = record_code_changes(record.record)
+    if changes is None:
+        return CheckRow(SECTION, record.path.name, "code version", None, None, "-", SKIP,
+                        "the record names no model code roots or protocol version to compare")
+    if not changes:
+        return CheckRow(SECTION, record.path.name, "code version", "current", "current", "exact", PASS,
+                        "made by today's model and protocol code")
+    command = record.record.get("provenance", {}).get("command") or "its command"
+    return CheckRow(SECTION, record.path.name, "code version", f"{' and '.join(changes)} changed", "current", "exact",
+                    FAIL, f"{' and '.join(changes)} code changed since this record: re-run `{command}` "
+                          "(or `audiobench sweep`) and commit the new record in place of this one")
 
 
 def _pairing_matches(pairing: dict[str, Any], record: RecordFile) -> bool:
@@ -55,6 +73,7 @@ def check_records(records: list[RecordFile], published: dict[str, Any], spec: di
     rows = []
     for record in records:
         rows.append(_rescore_row(record))
+        rows.append(_code_row(record))
         paired = _published_rows(record, pairings, by_id)
         rows.extend(paired or [CheckRow(SECTION, record.path.name, "vs published", record.score()["mean"], None, "-",
                                         SKIP, "no published number for this model, task and protocol")])

@@ -1,4 +1,4 @@
-"""The ``cache`` commands: what the cache stores hold, and compaction of their shards.
+"""The ``cache`` commands: what the cache stores hold, compaction of their shards, and pruning of what no run uses.
 
 Registered on :data:`audiobench.cli.app` when :mod:`audiobench.cli` is imported.
 """
@@ -14,7 +14,8 @@ from rich.table import Table
 
 from audiobench.cli import JsonOption, _print_json, app, out, reports_errors
 
-cache_app = typer.Typer(help="Inspect the cache stores (embeddings, frames, teacher logits, audio) and compact them.",
+cache_app = typer.Typer(help="Inspect the cache stores (embeddings, frames, teacher logits, audio), compact and "
+                             "prune them.",
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -127,3 +128,39 @@ def compact_command(cache_dir: Optional[Path] = RootOption,
         for key, reason in done.dropped:
             out.print(f"  dropped damaged entry {key}: {reason} (it is recomputed when next needed)")
     out.print(f"{len(results)} store(s) compacted, {_mb(reclaimed)} MB reclaimed")
+
+
+@cache_app.command("prune")
+@reports_errors
+def prune_command(cache_dir: Optional[Path] = RootOption,
+                  unused_for: float = typer.Option(30.0, "--unused-for", min=0.0,
+                                                   help="Days without a run using it after which an entry goes."),
+                  dry_run: bool = typer.Option(False, "--dry-run", help="List what would go; remove nothing."),
+                  as_json: bool = JsonOption) -> None:
+    """Remove the stores (embeddings, frames, teacher logits, audio), probe outputs and left-over feature
+    matrices no run has used for --unused-for days (they are computed again when needed; checkpoints and
+    datasets are never pruned)."""
+    import time
+
+    from audiobench.cache_prune import IN_USE, prune
+
+    root = _root(cache_dir)
+    items = prune(root, unused_for * 86400.0, dry_run)
+    gone = [item for item in items if item.outcome != IN_USE]
+    if as_json:
+        _print_json({"root": str(root), "unused_for_days": unused_for, "dry_run": dry_run,
+                     "bytes": sum(item.nbytes for item in gone),
+                     "items": [{**item.to_dict(), "path": str(item.path.relative_to(root))} for item in items]})
+        return
+    for item in items:
+        if item.kind != "probe outputs":  # one line per split entry would drown the stores
+            holds = f" ({_what(item.path)})" if item.kind == "store" and item.path.exists() else ""
+            out.print(f"{item.path.relative_to(root)}{holds}: {_mb(item.nbytes)} MB, last used "
+                      f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))}: {item.outcome}")
+    splits = [item for item in gone if item.kind == "probe outputs"]
+    if splits:
+        out.print(f"probe outputs: {len(splits):,} split entr{'y' if len(splits) == 1 else 'ies'}, "
+                  f"{_mb(sum(item.nbytes for item in splits))} MB: {splits[0].outcome}")
+    verb = "would free" if dry_run else "freed"
+    out.print(f"{len(gone)} item(s) unused for {unused_for:g} day(s), {verb} {_mb(sum(i.nbytes for i in gone))} MB "
+              "(computed again when next needed; checkpoints and datasets are never pruned)")

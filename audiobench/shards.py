@@ -14,7 +14,8 @@ too short or whose metadata is unreadable) is "damaged": its row is deleted, it 
 :meth:`ShardStore.take_damaged` and reads as None, so the caller recomputes it.
 
 Reads and writes hold a shared ``flock`` on ``store.lock`` while they use the index and the shards;
-compaction (:mod:`audiobench.shard_compaction`) holds it exclusively, so it never moves bytes under them.
+compaction (:mod:`audiobench.shard_compaction`) and pruning (:mod:`audiobench.cache_prune`) hold it
+exclusively, so they never move or remove bytes under them. The lock file's mtime is the store's last use.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import mmap
 import os
 import secrets
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -55,6 +57,7 @@ class _ProcessState:
         self.maps: dict[str, mmap.mmap] = {}
         self.files: dict[str, int] = {}  # file descriptors of shards read with pread
         self.lock_file: int | None = None  # this process's descriptor of store.lock (flock is per descriptor)
+        self.marked_used = -1e18  # when this process last set store.lock's mtime (the store's last use)
 
     def close_files(self) -> None:
         for descriptor in self.files.values():
@@ -63,6 +66,22 @@ class _ProcessState:
         if self.lock_file is not None:
             os.close(self.lock_file)
             self.lock_file = None
+
+
+USE_MARK_INTERVAL_S = 60.0  # how often a process using a store renews its last-use time
+
+
+def _mark_used(state: _ProcessState) -> None:
+    """Set ``store.lock``'s mtime to now, at most once a minute per process: the store's last use, which
+    ``audiobench cache prune`` goes by (a cache on a read-only file system is simply not marked)."""
+    now = time.monotonic()
+    if now - state.marked_used < USE_MARK_INTERVAL_S or state.lock_file is None:
+        return
+    state.marked_used = now
+    try:
+        os.utime(state.lock_file)
+    except OSError:
+        pass
 
 
 class ShardStore:
@@ -98,6 +117,7 @@ class ShardStore:
         if state.lock_file is None:
             state.lock_file = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(state.lock_file, fcntl.LOCK_SH)
+        _mark_used(state)
         try:
             yield
         finally:

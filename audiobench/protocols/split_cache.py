@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import threading
 import zipfile
 from functools import lru_cache
@@ -108,6 +109,7 @@ class SplitCache:
             return self._drop(path, "scores contain NaN or infinite values")
         if not isinstance(state, dict):
             return self._drop(path, "its state is not a JSON object")
+        _mark_used(path)
         return scores, state
 
     def reuse(self) -> None:
@@ -145,6 +147,14 @@ class SplitCache:
         if not self.computed + self.reused:
             return {}
         return {"probe_outputs": {"computed": self.computed, "reused": self.reused, "cache": SPLIT_CACHE_FORMAT}}
+
+
+def _mark_used(path: Path) -> None:
+    """Set the entry's mtime to now: its last use, which ``audiobench cache prune`` goes by."""
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache is simply not marked
+        pass
 
 
 def usage(directory: Path) -> tuple[int, int]:

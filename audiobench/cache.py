@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from audiobench.atomic import atomic_write_bytes
+from audiobench.errors import CacheWarning
 from audiobench.shards import STORE_FORMAT, ShardStore
 
 ENTRY_FORMAT = f"float32 in {STORE_FORMAT}"  # keys every cache: a new store format is a new cache
@@ -133,3 +135,16 @@ class EmbeddingCache:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_store": None, "_damaged": []}
+
+
+def warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
+    """Name the damaged entries ``cache`` met and dropped (they are recomputed), ``show`` at most, in a
+    :class:`CacheWarning` each. (``audiobench.embeddings`` keeps its own copy: editing that module changes the
+    input pipeline's code version, which keys every cached embedding.)"""
+    damaged = cache.take_damaged()
+    for key, reason in damaged[:show]:
+        warnings.warn(f"Damaged embedding cache entry {key} in {cache.directory}: {reason}; recomputing it.",
+                      CacheWarning, stacklevel=3)
+    if len(damaged) > show:
+        warnings.warn(f"{len(damaged) - show} more damaged embedding cache entries under {cache.directory} are "
+                      f"being recomputed.", CacheWarning, stacklevel=3)

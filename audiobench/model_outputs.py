@@ -43,7 +43,8 @@ def model_block(model: Any, name: str) -> dict[str, Any]:
             **({"code_roots": list(roots)} if roots is not None else {})}
 
 
-def _descriptor_block(descriptor: Any) -> dict[str, Any]:
+def descriptor_block(descriptor: Any) -> dict[str, Any]:
+    """The record's model block of a model known by its descriptor (the same as :func:`model_block` of it built)."""
     return {"name": descriptor.name, "family": descriptor.family, "checkpoint_sha256": descriptor.checkpoint_sha256,
             "checkpoint_file": descriptor.checkpoint_file, "params": descriptor.params,
             "embedding_dim": descriptor.embedding_dim, "fingerprint": descriptor.fingerprint,
@@ -52,6 +53,7 @@ def _descriptor_block(descriptor: Any) -> dict[str, Any]:
 
 def all_cached(options: Any, clips: Sequence[Clip], seconds: float | None, output: str) -> ModelOutputs | None:
     """The outputs when every one is cached and the model is known (see the module docstring), else None."""
+    from audiobench.cache import warn_damaged
     from audiobench.complexity_cache import read_entry
     from audiobench.output_cache import cache_for_fingerprint
     from audiobench.input_pipeline import clip_keys
@@ -70,12 +72,13 @@ def all_cached(options: Any, clips: Sequence[Clip], seconds: float | None, outpu
     keys, _ = clip_keys([clip.path for clip in clips], seconds)
     rows = _rows(options, clips, size, cache.model_key)
     for index, row in cache.scan(keys):
-        if row is None:
-            return None  # something to compute (a damaged entry is recomputed, and named, by the full path)
+        if row is None:  # something to compute
+            warn_damaged(cache)  # a damaged entry was dropped here: the full path recomputes it
+            return None
         rows.put(index, row)
     extraction = {"total": len(clips), "computed": 0, "reused": len(clips), "cache_key": cache.model_key,
                   "precision": options.precision, "model_built": False, **_store(rows)}
-    return ModelOutputs(rows.result(), _descriptor_block(descriptor), complexity, extraction, None)
+    return ModelOutputs(rows.result(), descriptor_block(descriptor), complexity, extraction, None)
 
 
 def _rows(options: Any, clips: Sequence[Clip], size: int, cache_key: str) -> Any:

@@ -142,8 +142,14 @@ def test_a_rerun_takes_the_heads_frame_scores_from_the_split_cache(toy, tmp_path
 
     with monkeypatch.context() as patch:
         patch.setattr(FrameHead, "fit", refuse)
+        patch.setattr("audiobench.models.loading.load_model", refuse)  # every frame is cached: no model is built
         again, _ = _run(data, tmp_path / "out2", cv=3)
     assert again["probe_outputs"] == {"computed": 0, "reused": 3, "cache": "split-outputs-1"}
+    assert record["embeddings"]["model_built"] and not again["embeddings"]["model_built"]
+    assert {k: v for k, v in again["embeddings"].items() if k != "model_built"} == {
+        **{k: v for k, v in record["embeddings"].items() if k not in ("model_built", "batch_size")},
+        "computed": 0, "reused": 36}
+    assert again["model"] == record["model"] and again["complexity"] == record["complexity"]
     assert again["metrics"] == record["metrics"] and again["postprocessing"] == record["postprocessing"]
     assert again["predictions"]["sha256"] == record["predictions"]["sha256"]
     other, _ = _run(data, tmp_path / "out3", cv=3, probe_options={"lr": 3e-3})  # another setting: trained again
@@ -160,3 +166,24 @@ def test_unknown_event_metric_and_protocol_are_refused_before_work(toy, tmp_path
     write_card(protocol="linear-probe")
     with pytest.raises(ProtocolError, match="does not apply to event tasks"):
         _run(data, tmp_path / "out")
+
+
+def test_a_damaged_frame_entry_is_named_and_computed_again(toy, tmp_path):
+    from audiobench.cachedir import cache_subdir
+    from audiobench.errors import CacheWarning
+    from audiobench.input_pipeline import clip_key
+    from audiobench.shard_compaction import find_stores
+    from audiobench.shards import ShardStore
+
+    data, write_card = toy
+    write_card(epochs=5, metrics="[psds1-sed-scores-eval]")
+    record, _ = _run(data, tmp_path / "out")
+    (store,) = [ShardStore(d) for d in find_stores(cache_subdir("embeddings"))]
+    key = clip_key(data / "clip00.wav", 2.0)
+    shard, offset, _ = store.location(key)
+    raw = shard.read_bytes()
+    shard.write_bytes(raw[:offset + 7] + bytes([raw[offset + 7] ^ 0xFF]) + raw[offset + 8:])  # one flipped byte
+    with pytest.warns(CacheWarning, match=key):
+        again, _ = _run(data, tmp_path / "out2")
+    assert again["embeddings"]["computed"] == 1 and again["embeddings"]["model_built"]
+    assert again["metrics"] == record["metrics"]

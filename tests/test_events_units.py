@@ -104,3 +104,25 @@ def test_a_clips_frame_scores_do_not_depend_on_the_clips_sharing_its_batch(head_
     beside = head.predict([long, short])[1]
     assert alone.shape == beside.shape == (10, 2)
     np.testing.assert_allclose(beside, alone, atol=1e-6)
+
+
+def test_the_torch_free_frame_grid_is_the_models():
+    """Cached frames are checked and placed without the model (``audiobench.frame_grid``): its hop and frame
+    count must be those of ``AudioModel.frame_geometry``, which no model overrides."""
+    import re
+    from pathlib import Path
+
+    import audiobench.models
+    from audiobench import load_model
+    from audiobench.frame_grid import frame_count, real_hop_ms
+    from audiobench.events.frames import model_hop_ms
+
+    package = Path(audiobench.models.__file__).parent
+    defining = [path.name for path in package.rglob("*.py") if re.search(r"def frame_geometry\b", path.read_text())]
+    assert defining == ["base.py"]
+    for name in ("logmel-stats", "mn04", "cpmobile"):  # 16, 32 and 44.1 kHz
+        model = load_model(name)
+        for hop_ms in (50.0, 10.0, 33.3):
+            assert model_hop_ms(model, hop_ms) == real_hop_ms(model.sample_rate, hop_ms)
+            for samples in (0, 1, 799, 800, 44_100, 160_000, 441_001):
+                assert model.frame_geometry(samples, 160.0, hop_ms)[2] == frame_count(model.sample_rate, samples, hop_ms)

@@ -126,3 +126,25 @@ def test_audio_cache_key_ignores_batching_code_and_torch(monkeypatch) -> None:
     monkeypatch.setattr(pipeline, "input_pipeline",
                         lambda rate: {**original(rate), "implementation": "new batching", "torch": "9.9"})
     assert pipeline.audio_identity(32000) == before  # decoded audio survives an edit of clip_batches/embeddings
+
+
+def test_a_damaged_entry_met_without_the_model_is_named_and_computed_again(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    from audiobench.errors import CacheWarning
+    from audiobench.runner import RunOptions, run
+    from audiobench.shard_compaction import find_stores
+
+    monkeypatch.setenv("AUDIOBENCH_CACHE", str(tmp_path / "cache"))
+    options = RunOptions(task="synthetic", model="logmel-stats", output_dir=tmp_path / "out", device="cpu", cv=3,
+                         num_workers=0)
+    first, _ = run(options)
+    (store,) = find_stores(tmp_path / "cache" / "embeddings")
+    with sqlite3.connect(store / "index.sqlite") as index:
+        key, shard, offset = index.execute("SELECT key, shard, offset FROM entries ORDER BY key LIMIT 1").fetchone()
+    raw = (store / shard).read_bytes()
+    (store / shard).write_bytes(raw[:offset + 3] + bytes([raw[offset + 3] ^ 0xFF]) + raw[offset + 4:])
+    with pytest.warns(CacheWarning, match=key):  # met by the model-free path, which then builds the model
+        again, _ = run(options)
+    assert again["embeddings"]["computed"] == 1 and again["embeddings"]["model_built"]
+    assert again["metrics"] == first["metrics"]

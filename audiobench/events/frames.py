@@ -1,72 +1,31 @@
-"""Frame embeddings ``[T, D]`` per clip at a fixed hop, cached in a verified :class:`EmbeddingCache`.
-
-A cache entry is one clip's frames flattened to ``[T * D]`` float32 (the cache checks dtype, checksum and
-finite values); reading it back checks that the length is a whole number of ``D``-sized frames and, for
-clips of a fixed length, that ``T`` is the number of frames :meth:`AudioModel.frame_geometry` gives.
-"""
+"""Frame embeddings ``[T, D]`` per clip at a fixed hop, computed by the model and cached in a verified
+:class:`~audiobench.events.frame_cache.FrameCache` (the cache and its reading need no torch: that module)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from audiobench.cache import EmbeddingCache
 from audiobench.clip_batches import ClipBatches
 from audiobench.datasets.base import Clip
-from audiobench.embeddings import EmbeddingStats, _warn_damaged, audio_cache_for, check_finite, compute_threads
+from audiobench.cache import warn_damaged
+from audiobench.embeddings import EmbeddingStats, audio_cache_for, check_finite, compute_threads
+from audiobench.events.frame_cache import ClipFrames, FrameCache, frame_cache_for
 from audiobench.forward_chunks import forward_chunk, forward_in_chunks
-from audiobench.input_pipeline import clip_keys, input_pipeline
+from audiobench.frame_grid import HOP_MS, WINDOW_MS
+from audiobench.input_pipeline import clip_keys
 from audiobench.models.base import AudioModel
 from audiobench.threads import plan_threads
 
-HOP_MS = 50.0  # the fixed timestamp hop of every model's embed_frames (audiobench/models/base.py)
-WINDOW_MS = 160.0  # window centred on each timestamp (EfficientAT_HEAR / hear21passt convention)
-
-
-@dataclass
-class ClipFrames:
-    """Frame embeddings of every clip (``frames[i]`` is ``[T_i, D]``) and the frame hop in ms."""
-
-    frames: list[np.ndarray]
-    hop_ms: float
-
-    def timestamps_ms(self, i: int) -> np.ndarray:
-        """Centre time of every frame of clip ``i`` (frame ``t`` is centred on ``t * hop``)."""
-        return np.arange(len(self.frames[i]), dtype=np.float64) * self.hop_ms
-
-
-class FrameCache(EmbeddingCache):
-    """An :class:`EmbeddingCache` of flattened ``[T * D]`` frame entries (no fixed shape: ``T`` follows the clip)."""
-
-    def get_frames_many(self, keys: Sequence[str], dim: int, expected_frames: int | None) -> list[np.ndarray | None]:
-        """Cached ``[T, D]`` entries (None when absent or not a whole ``[T, D]``: such an entry is dropped,
-        reported through :meth:`take_damaged`, and recomputed)."""
-        result: list[np.ndarray | None] = []
-        for key, flat in zip(keys, self.get_many(keys)):
-            if flat is not None:
-                whole = flat.ndim == 1 and flat.size > 0 and flat.size % dim == 0
-                if not whole or (expected_frames and flat.size != expected_frames * dim):
-                    expected = f"{expected_frames} x {dim}" if expected_frames else f"a whole number of {dim}-d frames"
-                    self.discard(key, f"{flat.size} values, expected {expected}")
-                    flat = None
-            result.append(None if flat is None else flat.reshape(-1, dim))
-        return result
-
-    def get_frames(self, key: str, dim: int, expected_frames: int | None) -> np.ndarray | None:
-        """One cached ``[T, D]`` entry (see :meth:`get_frames_many`)."""
-        return self.get_frames_many([key], dim, expected_frames)[0]
+__all__ = ["ClipFrames", "FrameCache", "extract_frames", "frame_cache", "model_hop_ms"]
 
 
 def frame_cache(model: AudioModel, root: Path, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> FrameCache:
-    """The frame-embedding cache of ``model``: the model fingerprint, the input pipeline and the frame geometry
-    key it (so it never mixes with clip embeddings)."""
-    fingerprint = {**model.fingerprint(), "input": input_pipeline(model.sample_rate), "output": "frames",
-                   "hop_ms": hop_ms, "window_ms": window_ms, "layout": "[T * D] float32, frames in time order"}
-    return FrameCache(root, fingerprint, shape=None)
+    """The frame-embedding cache of ``model`` (see :func:`~audiobench.events.frame_cache.frame_cache_for`)."""
+    return frame_cache_for(model.fingerprint(), model.sample_rate, root, hop_ms, window_ms)
 
 
 def model_hop_ms(model: AudioModel, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> float:
@@ -90,7 +49,7 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
     keys, digests = clip_keys([c.path for c in clips], seconds)
     result = cache.get_frames_many(keys, dim, fixed) if cache is not None else [None] * len(keys)
     if cache is not None:
-        _warn_damaged(cache)
+        warn_damaged(cache)
     todo = [i for i, frames in enumerate(result) if frames is None]
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))

@@ -134,12 +134,10 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     """``audiobench run`` for a ``label_type: events`` card; returns the record and its path."""
     from audiobench import provenance
     from audiobench.cachedir import cache_subdir
-    from audiobench.complexity import cached_complexity
     from audiobench.device import resolve_device
-    from audiobench.events.frames import extract_frames, frame_cache
-    from audiobench.models.loading import has_released_weights, load_model
+    from audiobench.events import frame_outputs
+    from audiobench.models.descriptor import has_released_weights
     from audiobench.results import check_writable, read_record, summarise, write_record
-    from audiobench.model_outputs import model_block
     from audiobench.protocols.split_cache import DIRECTORY as SPLIT_CACHE_DIRECTORY
     from audiobench.runner import Reporter, _derived, _report_split_cache, _splits, load_task_index, record_head
 
@@ -159,26 +157,20 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     min_durations = onset_metrics.candidates(settings_ms.get("min_duration_ms")) if onset_names else []
     device = resolve_device(options.device)
     head = build_head(protocol_name, {**chosen, "seed": options.seed}, device)
-    pretrained = has_released_weights(options.model)
+    has_released_weights(options.model)  # fails early on an unknown model name
     index, dataset_options = load_task_index(card, options)
     check_event_index(index, card.name)
     plan = _splits(card, index, options)
     reporter.message(f"{card.name}: {len(index.clips)} clips, {len(plan.splits)} splits ({plan.description})")
 
     t0 = time.perf_counter()
-    model = load_model(options.model, checkpoint=options.checkpoint, pretrained=pretrained).to(device)
-    timings["load_model_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    complexity = cached_complexity(model)
-    timings["complexity_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    cache = frame_cache(model, cache_subdir("embeddings"))
-    with reporter.progress(f"frame embeddings ({options.model})", len(index.clips)) as advance:
-        frames, stats = extract_frames(model, index.clips, card.clip_seconds, cache, options.batch_size,
-                                       options.num_workers, advance)
-    timings["embeddings_s"] = time.perf_counter() - t0
-    reporter.message(f"frame embeddings: {stats.computed} computed, {stats.reused} reused from the cache")
+    outputs = (frame_outputs.all_cached(options, index.clips, card.clip_seconds)
+               or frame_outputs.computed(options, index.clips, card.clip_seconds, device, reporter.progress, timings))
+    frames, done = outputs.frames, outputs.extraction
+    timings["embeddings_s"] = (time.perf_counter() - t0 - timings.get("load_model_s", 0.0)
+                               - timings.get("complexity_s", 0.0))
+    reporter.message(f"frame embeddings: {done['computed']} computed, {done['reused']} reused from the cache"
+                     + ("" if done["model_built"] else " (model not built)"))
 
     t0 = time.perf_counter()
     settings = postprocess.settings(float(settings_ms.get("median_filter_ms", postprocess.DEFAULT_MEDIAN_FILTER_MS)),
@@ -201,16 +193,14 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     timings["total_s"] = time.perf_counter() - started
 
     record = {
-        **record_head(card, plan, head.describe(), model_block(model, options.model), complexity),
+        **record_head(card, plan, head.describe(), outputs.model, outputs.complexity),
         "metrics": metrics,
         "metric_notes": metric_notes(metric_names, settings),
         "postprocessing": settings,
-        **_derived(card, complexity, metrics, False),
+        **_derived(card, outputs.complexity, metrics, False),
         "dataset": {**index.manifest(), "data_dir": str(options.data_dir) if options.data_dir else None,
                     **({"options": dataset_options} if dataset_options else {})},
-        "embeddings": {"kind": "frames", "hop_ms": frames.hop_ms, "total": stats.total, "computed": stats.computed,
-                       "reused": stats.reused, "cache_key": cache.model_key,
-                       **({"batch_size": options.batch_size} if stats.computed else {})},
+        "embeddings": done,
         **split_cache.record_fields(),
         "timings": timings,
         "provenance": provenance.collect(device, options.seed),

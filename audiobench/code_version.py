@@ -258,16 +258,29 @@ def model_code_changed(model: dict) -> bool | None:
     return implementation_version(roots) != (model.get("fingerprint") or {}).get("implementation")
 
 
+def input_pipeline_changed(record: dict) -> bool | None:
+    """Whether the code between an audio file and the model's input (decoding, resampling, batching: the
+    ``implementation`` of :func:`audiobench.input_pipeline.input_pipeline`) differs from the code that made a
+    record. Library versions are not compared (they differ between machines; the cache keys hold them). None
+    when the record has no ``input_pipeline`` block (records before December 2026)."""
+    from audiobench.input_pipeline import input_pipeline
+
+    block = record.get("input_pipeline") or {}
+    if not block.get("implementation") or not block.get("sample_rate"):
+        return None
+    return input_pipeline(int(block["sample_rate"]))["implementation"] != block["implementation"]
+
+
 def record_code_changes(record: dict) -> list[str] | None:
-    """What of a result record's code differs from today's: ``"model"`` (see :func:`model_code_changed`) and
-    ``"protocol"`` (its ``protocol.implementation`` against :func:`protocol_version` now). None when neither
-    can be compared (the record names no code versions)."""
+    """What of a result record's code differs from today's: ``"model"`` (see :func:`model_code_changed`),
+    ``"input pipeline"`` (see :func:`input_pipeline_changed`) and ``"protocol"`` (its ``protocol.implementation``
+    against :func:`protocol_version` now). None when none can be compared (the record names no code versions)."""
     model, protocol = record.get("model") or {}, record.get("protocol") or {}
     changes, compared = [], False
-    model_changed = model_code_changed(model)
-    if model_changed is not None:
-        compared = True
-        changes += ["model"] if model_changed else []
+    for name, changed in (("model", model_code_changed(model)), ("input pipeline", input_pipeline_changed(record))):
+        if changed is not None:
+            compared = True
+            changes += [name] if changed else []
     if protocol.get("implementation"):
         compared = True
         changes += ["protocol"] if protocol["implementation"] != protocol_version(str(protocol.get("name"))) else []

@@ -97,6 +97,8 @@ def cache_for(model: AudioModel, root: Path, output: str = "embedding", precisio
 
 
 def _warn_damaged(cache: EmbeddingCache, show: int = 5) -> None:
+    """The twin of :func:`audiobench.cache.warn_damaged`: replace it by that at the next edit of this module's
+    code (any code edit here changes the input pipeline's version, which keys every cached embedding)."""
     damaged = cache.take_damaged()
     for key, reason in damaged[:show]:
         warnings.warn(f"Damaged embedding cache entry {key} in {cache.directory}: {reason}; recomputing it.",

@@ -86,16 +86,21 @@ def record_head(card: TaskCard, plan: Any, protocol: dict[str, Any], model: dict
                 complexity: dict[str, Any]) -> dict[str, Any]:
     """The first blocks of every result record: task, protocol (with the derived version of its code, see
     :func:`audiobench.code_version.protocol_version`), model (its block, see
-    :func:`audiobench.model_outputs.model_block`) and its measured complexity."""
+    :func:`audiobench.model_outputs.model_block`), the input pipeline at the model's sample rate (decoder,
+    resampler, crop policy and the version of that code, :func:`audiobench.input_pipeline.input_pipeline`) and
+    the model's measured complexity."""
     from audiobench.code_version import protocol_version
+    from audiobench.input_pipeline import input_pipeline
 
     implementation = protocol_version(str(protocol.get("name")))
+    rate = (model.get("fingerprint") or {}).get("sample_rate")
     return {
         "task": {"name": card.name, "card": Path(card.path).name if card.path else None, "metric": card.metric,
                  "label_type": card.label_type},
         "protocol": {"official": plan.official, "splits": plan.description, **protocol,
                      **({"implementation": implementation} if implementation else {})},
         "model": model,
+        **({"input_pipeline": input_pipeline(int(rate))} if rate else {}),
         "complexity": complexity,
     }
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-from audiobench.code_version import model_code_changed
+from audiobench.code_version import input_pipeline_changed, model_code_changed
 from audiobench.errors import AudiobenchError
 from audiobench.runner import Reporter, RunOptions
 
@@ -120,7 +120,7 @@ class RecordKey:
                     and _plain(record.get("dataset", {}).get("options") or {}) == self.dataset_options
                     and record.get("embeddings", {}).get("precision", self.precision) == self.precision
                     and (self.implementation is None or protocol.get("implementation") == self.implementation)
-                    and model_code_changed(model) is not True
+                    and model_code_changed(model) is not True and input_pipeline_changed(record) is not True
                     and self.weights.named_by(model))
         except (KeyError, AttributeError, TypeError):  # not a record of this schema: not a match
             return False
@@ -180,8 +180,8 @@ def find_existing(config: RunOptions, output_dir: Path | None = None) -> Path | 
     release's sha256 or file name; no weights for a model without any), precision (where the embeddings
     block shows it), the derived version of the protocol's code (a record made by other probe code, e.g. another
     solver, is not this configuration's), the model's code (where the record names its ``code_roots``, today's
-    version of that code must be the record's, see :func:`audiobench.code_version.model_code_changed`) and its
-    predictions file is present.
+    version of that code must be the record's, see :func:`audiobench.code_version.model_code_changed`), the
+    input pipeline's code (where the record has an ``input_pipeline`` block) and its predictions file is present.
     The data location, device, batch size and workers are not compared: they do not change what is measured.
     """
     from audiobench.results import read_record

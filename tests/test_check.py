@@ -78,8 +78,9 @@ def test_record_made_by_other_code_fails(synthetic_results: Path, tmp_path: Path
     record = json.loads(original.read_text())
     passing = _rows(check("--section", "records", "--results", str(synthetic_results)))
     assert [r["status"] for r in passing if r["quantity"] == "code version"] == ["pass"]
-    for field, changed in ((("model", "fingerprint"), "model"), (("protocol",), "protocol")):
-        results = tmp_path / changed
+    for field, changed in ((("model", "fingerprint"), "model"), (("protocol",), "protocol"),
+                           (("input_pipeline",), "input pipeline")):
+        results = tmp_path / changed.replace(" ", "_")
         results.mkdir()
         doctored = json.loads(json.dumps(record))
         block = doctored
@@ -97,6 +98,7 @@ def test_record_made_by_other_code_fails(synthetic_results: Path, tmp_path: Path
     unversioned.mkdir()
     record["model"].pop("code_roots")
     record["protocol"].pop("implementation")
+    record.pop("input_pipeline")
     (unversioned / original.name).write_text(json.dumps(record))
     shutil.copy(predictions_path(original), unversioned)
     rows = _rows(check("--section", "records", "--results", str(unversioned)))

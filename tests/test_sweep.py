@@ -18,7 +18,7 @@ from audiobench.cli import app
 from audiobench.errors import AudiobenchError, DatasetError
 from audiobench.resources import data_dir
 from audiobench.runner import RunOptions
-from audiobench.code_version import model_code_changed, protocol_version
+from audiobench.code_version import input_pipeline_changed, model_code_changed, protocol_version
 from audiobench.sweep import InProcessExecutor, RayExecutor, build_grid, find_existing, run_config, sweep
 
 # Both need no weights: logmel-stats (the catalog's only such model) and a HEAR module written here (cheaper than
@@ -156,6 +156,16 @@ def test_a_record_matches_only_its_own_configuration(swept: tuple[Path, list], t
         (tmp_path / name).mkdir()  # a record that does not name its model code cannot be compared: kept
         shutil.copy(predictions, tmp_path / name / predictions.name)
         (tmp_path / name / "r.json").write_text(json.dumps({**record, "model": block}))
+        assert (find_existing(config, tmp_path / name) is not None) is found, name
+    assert record["input_pipeline"]["implementation"] and input_pipeline_changed(record) is False
+    older_input = {**record["input_pipeline"], "implementation": "0" * 16}
+    for name, changes, found in (("older_input_code", {"input_pipeline": older_input}, False),  # run again
+                                 ("no_input_block", None, True)):  # records before the block: kept
+        (tmp_path / name).mkdir()
+        shutil.copy(predictions, tmp_path / name / predictions.name)
+        doctored = ({**record, **changes} if changes else
+                    {key: value for key, value in record.items() if key != "input_pipeline"})
+        (tmp_path / name / "r.json").write_text(json.dumps(doctored))
         assert (find_existing(config, tmp_path / name) is not None) is found, name
     (tmp_path / "cv" / predictions.name).unlink()  # a record without its predictions file is not kept
     assert find_existing(dataclasses.replace(config, cv=2), tmp_path / "cv") is None

@@ -3,9 +3,9 @@
 Three sections, each a list of :class:`~audiobench.report.checks.CheckRow`:
 
 1. ``complexity``: every catalog model's measured params and MACs against its published values;
-2. ``records``: every result record rescored exactly from its predictions file, made by today's model and
-   protocol code (a record made by other code fails: re-run it), and compared with a
-   published number where the regression spec pairs it with one measured under the same protocol;
+2. ``records``: every result record rescored exactly from its predictions file, made by today's model, input
+   pipeline and protocol code (a record made by other code fails: re-run it), and compared with a published
+   number where the regression spec pairs it with one measured under the same protocol;
 3. ``reproduce``: the records re-run from their commands with fresh embeddings, and reference
    predictions on real files recomputed.
 

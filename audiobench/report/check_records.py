@@ -26,15 +26,15 @@ def _rescore_row(record: RecordFile) -> CheckRow:
 
 
 def _code_row(record: RecordFile) -> CheckRow:
-    """Whether today's model and protocol code is the code that made the record (a record made by other code
-    stands for code that no longer exists, even when its numbers still reproduce: re-run it)."""
+    """Whether today's model, input pipeline and protocol code is the code that made the record (a record made
+    by other code stands for code that no longer exists, even when its numbers still reproduce: re-run it)."""
     changes = record_code_changes(record.record)
     if changes is None:
         return CheckRow(SECTION, record.path.name, "code version", None, None, "-", SKIP,
-                        "the record names no model code roots or protocol version to compare")
+                        "the record names no model, input pipeline or protocol code version to compare")
     if not changes:
         return CheckRow(SECTION, record.path.name, "code version", "current", "current", "exact", PASS,
-                        "made by today's model and protocol code")
+                        "made by today's model, input pipeline and protocol code")
     command = record.record.get("provenance", {}).get("command") or "its command"
     return CheckRow(SECTION, record.path.name, "code version", f"{' and '.join(changes)} changed", "current", "exact",
                     FAIL, f"{' and '.join(changes)} code changed since this record: re-run `{command}` "

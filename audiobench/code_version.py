@@ -77,12 +77,23 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 _PARSE_LOCK = threading.Lock()
 
 
+PARSE_ATTEMPTS = 3
+
+
 def _parse(source: str) -> ast.Module:
-    """``ast.parse`` one caller at a time: CPython 3.11 failed with "AST constructor recursion depth mismatch"
-    when a thread parsed while others ran (seen when probe splits, fitted in threads, derived versions; they no
-    longer do, and this keeps any other caller in a thread safe)."""
-    with _PARSE_LOCK:
-        return ast.parse(source)
+    """``ast.parse`` one caller at a time, tried again on CPython's spurious "AST constructor recursion depth
+    mismatch" SystemError. CPython before 3.11.8 and 3.12.1 (gh-106905) kept the AST constructor's depth counter
+    per interpreter, so a parse by another thread or library (outside this lock) during ours broke it; seen
+    when probe splits, fitted in threads, derived versions, and once in a sweep test. Each attempt starts
+    the counter afresh."""
+    for attempt in range(PARSE_ATTEMPTS):
+        try:
+            with _PARSE_LOCK:
+                return ast.parse(source)
+        except SystemError as error:
+            if "recursion depth mismatch" not in str(error) or attempt == PARSE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def source_digest(source: str) -> str:

@@ -284,3 +284,31 @@ def test_protocol_version_leaves_out_code_that_cannot_change_a_number(monkeypatc
     monkeypatch.setattr(code_version, "_module_info",
                         lambda module: ("edited", real(module)[1]) if module == "audiobench.errors" else real(module))
     assert code_version.protocol_version("mlp-probe") == before  # error messages are not the protocol
+
+
+def test_a_spurious_ast_recursion_mismatch_is_parsed_again(monkeypatch) -> None:
+    """CPython < 3.11.8 raised "AST constructor recursion depth mismatch" when another parse ran meanwhile
+    (gh-106905): the code version is then parsed again; any other SystemError is raised."""
+    import ast
+
+    from audiobench import code_version
+
+    real, calls = ast.parse, []
+
+    def flaky(source, *args, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=36, after=33)")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(code_version.ast, "parse", flaky)
+    assert code_version.source_digest("x = 1\n") == code_version.source_digest("x = 1  # same code\n")
+    assert len(calls) == 3
+
+    for message in ("something else", "AST constructor recursion depth mismatch (before=1, after=2)"):
+        def failing(source, *args, message=message, **kwargs):
+            raise SystemError(message)
+
+        monkeypatch.setattr(code_version.ast, "parse", failing)
+        with pytest.raises(SystemError, match=message[:14]):  # another error at once, a mismatch not forever
+            code_version.source_digest("x = 1\n")

@@ -56,10 +56,19 @@ def _mb(nbytes: int) -> str:
     return f"{nbytes / 1e6:,.1f}"
 
 
+def _date(seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
 def _usage_row(usage: Any, root: Path) -> dict[str, Any]:
+    from audiobench.cache_prune import store_last_used
+
     return {"store": str(usage.directory.relative_to(root)), "holds": _what(usage.directory),
             "entries": usage.entries, "live_bytes": usage.live_bytes, "shard_bytes": usage.shard_bytes,
-            "shards": usage.shards, "waste": round(usage.waste, 4)}
+            "shards": usage.shards, "waste": round(usage.waste, 4),
+            "last_used": _date(store_last_used(usage.directory))}
 
 
 @cache_app.command("info")
@@ -83,10 +92,11 @@ def info(cache_dir: Optional[Path] = RootOption, as_json: bool = JsonOption,
                      **({"folders": folders} if folders_too else {})})
         return
     table = Table(title=f"cache stores under {root}")
-    for column in ("store", "holds", "entries", "MB in shards", "waste"):
+    for column in ("store", "holds", "entries", "MB in shards", "waste", "last used"):
         table.add_column(column, justify="left" if column in ("store", "holds") else "right")
     for row in rows:
-        table.add_row(row["store"], row["holds"], f"{row['entries']:,}", _mb(row["shard_bytes"]), f"{row['waste']:.0%}")
+        table.add_row(row["store"], row["holds"], f"{row['entries']:,}", _mb(row["shard_bytes"]), f"{row['waste']:.0%}",
+                      row["last_used"])
     out.print(table)
     total = sum(row["shard_bytes"] for row in rows)
     dead = total - sum(row["live_bytes"] for row in rows)
@@ -140,8 +150,6 @@ def prune_command(cache_dir: Optional[Path] = RootOption,
     """Remove the stores (embeddings, frames, teacher logits, audio), probe outputs and left-over feature
     matrices no run has used for --unused-for days (they are computed again when needed; checkpoints and
     datasets are never pruned)."""
-    import time
-
     from audiobench.cache_prune import IN_USE, prune
 
     root = _root(cache_dir)
@@ -156,7 +164,7 @@ def prune_command(cache_dir: Optional[Path] = RootOption,
         if item.kind != "probe outputs":  # one line per split entry would drown the stores
             holds = f" ({_what(item.path)})" if item.kind == "store" and item.path.exists() else ""
             out.print(f"{item.path.relative_to(root)}{holds}: {_mb(item.nbytes)} MB, last used "
-                      f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))}: {item.outcome}")
+                      f"{_date(item.last_used)}: {item.outcome}")
     splits = [item for item in gone if item.kind == "probe outputs"]
     if splits:
         out.print(f"probe outputs: {len(splits):,} split entr{'y' if len(splits) == 1 else 'ies'}, "

@@ -144,6 +144,10 @@ def test_the_command(filled, tmp_path) -> None:
     cache = _copy(filled, tmp_path)
     (embeddings,) = [p for p in find_stores(cache) if p.parent.name == "embeddings"]
     _age(embeddings, 10)
+    listed = json.loads(runner.invoke(app, ["cache", "info", "--cache-dir", str(cache), "--json"]).stdout)
+    last_used = {row["store"].split("/")[0]: row["last_used"] for row in listed["stores"]}
+    shown = time.strftime("%Y-%m-%d %H:%M", time.localtime(store_last_used(embeddings)))
+    assert last_used["embeddings"] == shown and last_used["embeddings"] < last_used["audio"]  # 10 days older
     result = runner.invoke(app, ["cache", "prune", "--cache-dir", str(cache), "--unused-for", "7", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "logmel-stats (embedding)" in result.output and "would be removed" in result.output

@@ -187,3 +187,16 @@ def test_a_damaged_frame_entry_is_named_and_computed_again(toy, tmp_path):
         again, _ = _run(data, tmp_path / "out2")
     assert again["embeddings"]["computed"] == 1 and again["embeddings"]["model_built"]
     assert again["metrics"] == record["metrics"]
+
+
+def test_precision_applies_to_frame_embeddings(toy, tmp_path):
+    data, write_card = toy
+    write_card(epochs=5, metrics="[psds1-sed-scores-eval]")
+    full, _ = _run(data, tmp_path / "out")
+    half, _ = _run(data, tmp_path / "out2", precision="bf16")  # autocast: other frames, another cache entry
+    assert (full["embeddings"]["precision"], half["embeddings"]["precision"]) == ("fp32", "bf16")
+    assert half["embeddings"]["cache_key"] != full["embeddings"]["cache_key"]
+    assert half["embeddings"]["computed"] == 36 and half["embeddings"]["model_built"]
+    again, _ = _run(data, tmp_path / "out3", precision="bf16")
+    assert again["embeddings"]["reused"] == 36 and again["embeddings"]["cache_key"] == half["embeddings"]["cache_key"]
+    assert again["metrics"] == half["metrics"]

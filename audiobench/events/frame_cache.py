@@ -16,6 +16,7 @@ import numpy as np
 from audiobench.cache import EmbeddingCache
 from audiobench.frame_grid import HOP_MS, WINDOW_MS, frame_count, real_hop_ms
 from audiobench.input_pipeline import input_pipeline
+from audiobench.output_cache import precision_key
 
 
 @dataclass
@@ -53,11 +54,11 @@ class FrameCache(EmbeddingCache):
 
 
 def frame_cache_for(fingerprint: dict[str, Any], sample_rate: int, root: Path, hop_ms: float = HOP_MS,
-                    window_ms: float = WINDOW_MS) -> FrameCache:
-    """The frame-embedding cache of the model with ``fingerprint``: the fingerprint, the input pipeline and the
-    frame geometry key it (so it never mixes with clip embeddings)."""
+                    window_ms: float = WINDOW_MS, precision: str = "fp32") -> FrameCache:
+    """The frame-embedding cache of the model with ``fingerprint``: the fingerprint, the input pipeline, the
+    frame geometry (so it never mixes with clip embeddings) and the precision key it."""
     key = {**fingerprint, "input": input_pipeline(sample_rate), "output": "frames", "hop_ms": hop_ms,
-           "window_ms": window_ms, "layout": "[T * D] float32, frames in time order"}
+           "window_ms": window_ms, "layout": "[T * D] float32, frames in time order", **precision_key(precision)}
     return FrameCache(root, key, shape=None)
 
 

@@ -42,14 +42,16 @@ def all_cached(options: Any, clips: Sequence[Clip], seconds: float | None) -> Fr
     complexity = read_entry(descriptor.fingerprint, descriptor.name, descriptor.network_params)
     if complexity is None:
         return None
-    cache = frame_cache_for(descriptor.fingerprint, descriptor.sample_rate, cache_subdir("embeddings"))
+    cache = frame_cache_for(descriptor.fingerprint, descriptor.sample_rate, cache_subdir("embeddings"),
+                            precision=options.precision)
     keys, _ = clip_keys([clip.path for clip in clips], seconds)
     frames = all_cached_frames(cache, keys, descriptor.embedding_dim, descriptor.sample_rate, seconds)
     if frames is None:
         warn_damaged(cache)  # a damaged entry was dropped here: the full path recomputes it
         return None
     extraction = {"kind": "frames", "hop_ms": frames.hop_ms, "total": len(clips), "computed": 0,
-                  "reused": len(clips), "cache_key": cache.model_key, "model_built": False}
+                  "reused": len(clips), "cache_key": cache.model_key, "precision": options.precision,
+                  "model_built": False}
     return FrameOutputs(frames, descriptor_block(descriptor), complexity, extraction)
 
 
@@ -70,10 +72,12 @@ def computed(options: Any, clips: Sequence[Clip], seconds: float | None, device:
     t0 = time.perf_counter()
     complexity = cached_complexity(model)
     timings["complexity_s"] = time.perf_counter() - t0
-    cache = frame_cache(model, cache_subdir("embeddings"))
+    cache = frame_cache(model, cache_subdir("embeddings"), precision=options.precision)
     with progress(f"frame embeddings ({options.model})", len(clips)) as advance:
-        frames, stats = extract_frames(model, clips, seconds, cache, options.batch_size, options.num_workers, advance)
+        frames, stats = extract_frames(model, clips, seconds, cache, options.batch_size, options.num_workers, advance,
+                                       precision=options.precision)
     extraction = {"kind": "frames", "hop_ms": frames.hop_ms, "total": stats.total, "computed": stats.computed,
-                  "reused": stats.reused, "cache_key": cache.model_key, "model_built": True,
+                  "reused": stats.reused, "cache_key": cache.model_key, "precision": options.precision,
+                  "model_built": True,
                   **({"batch_size": options.batch_size} if stats.computed else {})}
     return FrameOutputs(frames, model_block(model, options.model), complexity, extraction)

@@ -12,7 +12,7 @@ import torch
 from audiobench.clip_batches import ClipBatches
 from audiobench.datasets.base import Clip
 from audiobench.cache import warn_damaged
-from audiobench.embeddings import EmbeddingStats, audio_cache_for, check_finite, compute_threads
+from audiobench.embeddings import EmbeddingStats, audio_cache_for, autocast, check_finite, compute_threads
 from audiobench.events.frame_cache import ClipFrames, FrameCache, frame_cache_for
 from audiobench.forward_chunks import forward_chunk, forward_in_chunks
 from audiobench.frame_grid import HOP_MS, WINDOW_MS
@@ -23,9 +23,10 @@ from audiobench.threads import plan_threads
 __all__ = ["ClipFrames", "FrameCache", "extract_frames", "frame_cache", "model_hop_ms"]
 
 
-def frame_cache(model: AudioModel, root: Path, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> FrameCache:
+def frame_cache(model: AudioModel, root: Path, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS,
+                precision: str = "fp32") -> FrameCache:
     """The frame-embedding cache of ``model`` (see :func:`~audiobench.events.frame_cache.frame_cache_for`)."""
-    return frame_cache_for(model.fingerprint(), model.sample_rate, root, hop_ms, window_ms)
+    return frame_cache_for(model.fingerprint(), model.sample_rate, root, hop_ms, window_ms, precision)
 
 
 def model_hop_ms(model: AudioModel, hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS) -> float:
@@ -37,10 +38,11 @@ def model_hop_ms(model: AudioModel, hop_ms: float = HOP_MS, window_ms: float = W
 def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | None, cache: FrameCache | None,
                    batch_size: int = 16, num_workers: int | None = None,
                    on_progress: Callable[[int], None] | None = None, hop_ms: float = HOP_MS,
-                   window_ms: float = WINDOW_MS) -> tuple[ClipFrames, EmbeddingStats]:
+                   window_ms: float = WINDOW_MS, precision: str = "fp32") -> tuple[ClipFrames, EmbeddingStats]:
     """Frame embeddings of ``clips`` (cropped/padded to ``seconds``; whole clips when None), reusing the cache.
 
-    Clips of one fixed length are embedded in batches; whole clips one at a time (lengths differ).
+    Clips of one fixed length are embedded in batches; whole clips one at a time (lengths differ). ``precision``
+    ``bf16``/``fp16`` runs the model under autocast (frames are stored as float32).
     Every computed batch is cached at once, so an interrupted extraction resumes.
     """
     dim = model.embedding_dim
@@ -62,7 +64,7 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
         batches = ClipBatches(todo_clips, model.sample_rate, seconds, model.device, plan, batch_size, None, audio,
                               todo_digests)
         chunk = forward_chunk(model.device, batch_size, int(round(seconds * model.sample_rate)) if seconds else None)
-        with compute_threads(plan), torch.inference_mode():
+        with compute_threads(plan), torch.inference_mode(), autocast(model.device, precision):
             for positions, waveforms, _ in batches:
                 frames = forward_in_chunks(lambda part: model.embed_frames(part, window_ms=window_ms, hop_ms=hop_ms)[0],
                                            waveforms, chunk)

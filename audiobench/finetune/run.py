@@ -87,6 +87,11 @@ def run_finetune(options: Any, card: TaskCard, reporter: Any = None) -> tuple[di
     timings: dict[str, float] = {}
     started = time.perf_counter()
     check_writable(options.output_dir)
+    if getattr(options, "precision", "fp32") != "fp32":
+        raise ProtocolError(f"--precision {options.precision} applies to the frozen-model protocols; fine-tuning "
+                            "takes its precision from the recipe (amp: fp16 autocast with a gradient scaler on "
+                            "CUDA, fp32 on CPU).", hint="Leave out --precision (--recipe-option amp=false trains "
+                                                       "in fp32).")
     if card.label_type not in ACTIVATIONS:
         raise ProtocolError(f"Task {card.name!r} is {card.label_type}; fine-tuning trains clip classifiers "
                             f"({', '.join(ACTIVATIONS)}).", hint="Use a frame protocol for event tasks.")

@@ -147,7 +147,8 @@ def test_a_rerun_takes_the_heads_frame_scores_from_the_split_cache(toy, tmp_path
     assert again["probe_outputs"] == {"computed": 0, "reused": 3, "cache": "split-outputs-1"}
     assert record["embeddings"]["model_built"] and not again["embeddings"]["model_built"]
     assert {k: v for k, v in again["embeddings"].items() if k != "model_built"} == {
-        **{k: v for k, v in record["embeddings"].items() if k not in ("model_built", "batch_size")},
+        **{k: v for k, v in record["embeddings"].items()
+           if k not in ("model_built", "batch_size", "decoded", "from_audio_cache", "threads")},
         "computed": 0, "reused": 36}
     assert again["model"] == record["model"] and again["complexity"] == record["complexity"]
     assert again["metrics"] == record["metrics"] and again["postprocessing"] == record["postprocessing"]
@@ -189,11 +190,12 @@ def test_a_damaged_frame_entry_is_named_and_computed_again(toy, tmp_path):
     assert again["metrics"] == record["metrics"]
 
 
-def test_precision_applies_to_frame_embeddings(toy, tmp_path):
+def test_precision_and_thread_budget_apply_to_frame_embeddings(toy, tmp_path):
     data, write_card = toy
     write_card(epochs=5, metrics="[psds1-sed-scores-eval]")
     full, _ = _run(data, tmp_path / "out")
-    half, _ = _run(data, tmp_path / "out2", precision="bf16")  # autocast: other frames, another cache entry
+    half, _ = _run(data, tmp_path / "out2", precision="bf16", threads=1)  # autocast: another cache entry
+    assert half["embeddings"]["threads"]["cores"] == half["embeddings"]["threads"]["compute_threads"] == 1
     assert (full["embeddings"]["precision"], half["embeddings"]["precision"]) == ("fp32", "bf16")
     assert half["embeddings"]["cache_key"] != full["embeddings"]["cache_key"]
     assert half["embeddings"]["computed"] == 36 and half["embeddings"]["model_built"]

@@ -75,9 +75,8 @@ def computed(options: Any, clips: Sequence[Clip], seconds: float | None, device:
     cache = frame_cache(model, cache_subdir("embeddings"), precision=options.precision)
     with progress(f"frame embeddings ({options.model})", len(clips)) as advance:
         frames, stats = extract_frames(model, clips, seconds, cache, options.batch_size, options.num_workers, advance,
-                                       precision=options.precision)
-    extraction = {"kind": "frames", "hop_ms": frames.hop_ms, "total": stats.total, "computed": stats.computed,
-                  "reused": stats.reused, "cache_key": cache.model_key, "precision": options.precision,
-                  "model_built": True,
+                                       precision=options.precision, threads=options.threads)
+    extraction = {"kind": "frames", "hop_ms": frames.hop_ms, **stats.describe(), "cache_key": cache.model_key,
+                  "precision": options.precision, "model_built": True,
                   **({"batch_size": options.batch_size} if stats.computed else {})}
     return FrameOutputs(frames, model_block(model, options.model), complexity, extraction)

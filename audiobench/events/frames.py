@@ -38,11 +38,13 @@ def model_hop_ms(model: AudioModel, hop_ms: float = HOP_MS, window_ms: float = W
 def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | None, cache: FrameCache | None,
                    batch_size: int = 16, num_workers: int | None = None,
                    on_progress: Callable[[int], None] | None = None, hop_ms: float = HOP_MS,
-                   window_ms: float = WINDOW_MS, precision: str = "fp32") -> tuple[ClipFrames, EmbeddingStats]:
+                   window_ms: float = WINDOW_MS, precision: str = "fp32",
+                   threads: int | None = None) -> tuple[ClipFrames, EmbeddingStats]:
     """Frame embeddings of ``clips`` (cropped/padded to ``seconds``; whole clips when None), reusing the cache.
 
     Clips of one fixed length are embedded in batches; whole clips one at a time (lengths differ). ``precision``
-    ``bf16``/``fp16`` runs the model under autocast (frames are stored as float32).
+    ``bf16``/``fp16`` runs the model under autocast (frames are stored as float32). ``threads`` is the thread
+    budget that decoding workers and compute threads share (:func:`audiobench.threads.plan_threads`).
     Every computed batch is cached at once, so an interrupted extraction resumes.
     """
     dim = model.embedding_dim
@@ -55,12 +57,12 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
     todo = [i for i, frames in enumerate(result) if frames is None]
     if on_progress is not None and len(clips) > len(todo):
         on_progress(len(clips) - len(todo))
-    decoded = 0
+    decoded, plan = 0, None
     if todo:
         todo_clips, todo_digests = [clips[i] for i in todo], [digests[i] for i in todo]
         audio = audio_cache_for(model.sample_rate, seconds, todo_clips)
         decoded = len(audio.missing(todo_digests)) if audio is not None else len(todo)
-        plan = plan_threads(model.device.type, decoded, workers=num_workers)
+        plan = plan_threads(model.device.type, decoded, threads=threads, workers=num_workers)
         batches = ClipBatches(todo_clips, model.sample_rate, seconds, model.device, plan, batch_size, None, audio,
                               todo_digests)
         chunk = forward_chunk(model.device, batch_size, int(round(seconds * model.sample_rate)) if seconds else None)
@@ -79,5 +81,6 @@ def extract_frames(model: AudioModel, clips: Sequence[Clip], seconds: float | No
                     cache.put_many(computed)  # one index transaction per batch
                 if on_progress is not None:
                     on_progress(len(positions))
-    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo), decoded=decoded)
+    stats = EmbeddingStats(total=len(clips), reused=len(clips) - len(todo), computed=len(todo), decoded=decoded,
+                           threads=plan.describe() if plan is not None else None)
     return ClipFrames([np.asarray(f, dtype=np.float32) for f in result], model_hop_ms(model, hop_ms, window_ms)), stats

@@ -138,6 +138,7 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     from audiobench.events import frame_outputs
     from audiobench.models.descriptor import has_released_weights
     from audiobench.results import check_writable, read_record, summarise, write_record
+    from audiobench.threads import compute_budget
     from audiobench.protocols.split_cache import DIRECTORY as SPLIT_CACHE_DIRECTORY
     from audiobench.runner import Reporter, _derived, _report_split_cache, _splits, load_task_index, record_head
 
@@ -179,7 +180,8 @@ def run_events(options: Any, card: TaskCard, reporter: Any = None) -> tuple[dict
     chooser = (onset_metrics.MinDurationChooser(min_durations, collar, settings["median_filter_ms"])
                if onset_names else None)
     split_cache = SplitCache(cache_subdir(SPLIT_CACHE_DIRECTORY))
-    with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance:
+    with reporter.progress(f"{protocol_name} on {len(plan.splits)} splits", len(plan.splits)) as advance, \
+            compute_budget(options.threads):
         predictions = train_and_score(head, frames.frames, frames.hop_ms, index, plan, card.clip_seconds, advance,
                                       on_valid=chooser, cache=split_cache)
     _report_split_cache(split_cache, reporter)

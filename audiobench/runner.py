@@ -168,6 +168,7 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     started = time.perf_counter()
     check_writable(options.output_dir)  # before any work, not after it
     card = get_task(options.task)
+    _check_finetune_options(options, options.protocol or card.protocol)
     if card.label_type == "events":  # sound event detection: frame embeddings and frame heads
         from audiobench.events import run_events
 
@@ -236,6 +237,16 @@ def run(options: RunOptions, reporter: Reporter | None = None) -> tuple[dict[str
     path = write_record(record, options.output_dir, predictions)
     _drop_on_disk(features)
     return read_record(path), path
+
+
+def _check_finetune_options(options: RunOptions, protocol_name: str) -> None:
+    """Refuse fine-tuning options given to another protocol (they would be ignored without a word)."""
+    given = [flag for flag, value in (("--recipe", options.recipe), ("--recipe-option", options.recipe_options),
+                                      ("--epochs", options.epochs), ("--resume", options.resume)) if value]
+    if given and protocol_name != "finetune":
+        raise ProtocolError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --protocol finetune; "
+                            f"this run's protocol is {protocol_name!r}.",
+                            hint="Add --protocol finetune, or leave those options out.")
 
 
 def _report_split_cache(cache: Any, reporter: Reporter) -> None:

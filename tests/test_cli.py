@@ -238,6 +238,11 @@ def test_bad_probe_c_and_device(use_synthetic_cache, tmp_path) -> None:
     if not torch.cuda.is_available():
         result = invoke("run", "--task", "synthetic", "--model", "logmel-stats", "-o", tmp_path, "--device", "cuda")
         assert result.exit_code == 2 and "no CUDA GPU" in _flat(result.stderr)
+    result = invoke("run", "--task", "synthetic", "--model", "logmel-stats", "-o", tmp_path, "--epochs", "5",
+                    "--recipe-option", "lr=1e-4")  # forgot --protocol finetune: not silently a linear probe
+    assert result.exit_code == 2
+    assert "--recipe-option, --epochs apply to --protocol finetune; this run's protocol is 'linear-probe'" in _flat(
+        result.stderr)
     assert list(tmp_path.glob("*.json")) == []
 
 

@@ -182,6 +182,8 @@ def test_resume_without_checkpoint_and_early_errors(toy, tmp_path):
         run(_options(toy["data"], tmp_path, recipe_options={**OPTIONS, "evaluate_epoch": "best-on-validation"}))
     with pytest.raises(AudiobenchError, match="fine-tuning takes its precision from the recipe"):
         run(_options(toy["data"], tmp_path, precision="bf16"))  # not silently trained in fp32
+    with pytest.raises(AudiobenchError, match="do not apply to fine-tuning"):
+        run(_options(toy["data"], tmp_path, probe_options={"C": 1.0}))  # not silently ignored
 
 
 def test_best_on_validation_and_distillation(toy, tmp_path):

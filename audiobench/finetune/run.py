@@ -92,6 +92,9 @@ def run_finetune(options: Any, card: TaskCard, reporter: Any = None) -> tuple[di
                             "takes its precision from the recipe (amp: fp16 autocast with a gradient scaler on "
                             "CUDA, fp32 on CPU).", hint="Leave out --precision (--recipe-option amp=false trains "
                                                        "in fp32).")
+    if options.probe_options:
+        raise ProtocolError(f"Probe options ({', '.join(sorted(options.probe_options))}, e.g. --probe-c) do not apply "
+                            "to fine-tuning.", hint="Set training fields with --recipe-option KEY=VALUE.")
     if card.label_type not in ACTIVATIONS:
         raise ProtocolError(f"Task {card.name!r} is {card.label_type}; fine-tuning trains clip classifiers "
                             f"({', '.join(ACTIVATIONS)}).", hint="Use a frame protocol for event tasks.")

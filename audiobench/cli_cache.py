@@ -147,22 +147,22 @@ def prune_command(cache_dir: Optional[Path] = RootOption,
                                                    help="Days without a run using it after which an entry goes."),
                   dry_run: bool = typer.Option(False, "--dry-run", help="List what would go; remove nothing."),
                   as_json: bool = JsonOption) -> None:
-    """Remove the stores (embeddings, frames, teacher logits, audio), probe outputs and left-over feature
-    matrices no run has used for --unused-for days (they are computed again when needed; checkpoints and
-    datasets are never pruned)."""
-    from audiobench.cache_prune import IN_USE, prune
+    """Remove the stores (embeddings, frames, teacher logits, audio) and probe outputs no run has used for
+    --unused-for days (they are computed again when needed; a store a running process has open is kept;
+    checkpoints, datasets and feature matrices are never pruned)."""
+    from audiobench.cache_prune import REMOVED, WOULD_REMOVE, prune
 
     root = _root(cache_dir)
     items = prune(root, unused_for * 86400.0, dry_run)
-    gone = [item for item in items if item.outcome != IN_USE]
+    gone = [item for item in items if item.outcome in (REMOVED, WOULD_REMOVE)]
     if as_json:
         _print_json({"root": str(root), "unused_for_days": unused_for, "dry_run": dry_run,
                      "bytes": sum(item.nbytes for item in gone),
                      "items": [{**item.to_dict(), "path": str(item.path.relative_to(root))} for item in items]})
         return
     for item in items:
-        if item.kind != "probe outputs":  # one line per split entry would drown the stores
-            holds = f" ({_what(item.path)})" if item.kind == "store" and item.path.exists() else ""
+        if item.kind == "store":  # one line per split entry would drown the stores
+            holds = f" ({_what(item.path)})" if item.path.exists() else ""
             out.print(f"{item.path.relative_to(root)}{holds}: {_mb(item.nbytes)} MB, last used "
                       f"{_date(item.last_used)}: {item.outcome}")
     splits = [item for item in gone if item.kind == "probe outputs"]

@@ -14,8 +14,10 @@ too short or whose metadata is unreadable) is "damaged": its row is deleted, it 
 :meth:`ShardStore.take_damaged` and reads as None, so the caller recomputes it.
 
 Reads and writes hold a shared ``flock`` on ``store.lock`` while they use the index and the shards;
-compaction (:mod:`audiobench.shard_compaction`) and pruning (:mod:`audiobench.cache_prune`) hold it
-exclusively, so they never move or remove bytes under them. The lock file's mtime is the store's last use.
+compaction (:mod:`audiobench.shard_compaction`) holds it exclusively, so it never moves bytes under them. A
+process also holds ``store.users`` shared from its first use of the store until it closes it (or exits), and
+pruning (:mod:`audiobench.cache_prune`) removes a store only when it gets that file exclusively. The mtime of
+``store.lock`` is the store's last use.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from audiobench.sqlite_local import LocalSqlite
 STORE_FORMAT = "shards-1 (raw bytes, 64-byte aligned, sqlite index, crc32)"
 ALIGNMENT = 64
 LOCK_FILE = "store.lock"
+USERS_FILE = "store.users"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, shard TEXT NOT NULL, offset INTEGER NOT NULL,
     nbytes INTEGER NOT NULL, dtype TEXT NOT NULL, shape TEXT NOT NULL, crc32 INTEGER NOT NULL) WITHOUT ROWID;
@@ -57,15 +60,41 @@ class _ProcessState:
         self.maps: dict[str, mmap.mmap] = {}
         self.files: dict[str, int] = {}  # file descriptors of shards read with pread
         self.lock_file: int | None = None  # this process's descriptor of store.lock (flock is per descriptor)
+        self.users_file: int | None = None  # store.users, held shared while this process uses the store
         self.marked_used = -1e18  # when this process last set store.lock's mtime (the store's last use)
 
     def close_files(self) -> None:
         for descriptor in self.files.values():
             os.close(descriptor)
         self.files.clear()
-        if self.lock_file is not None:
-            os.close(self.lock_file)
-            self.lock_file = None
+        for name in ("lock_file", "users_file"):
+            descriptor = getattr(self, name)
+            if descriptor is not None:
+                os.close(descriptor)  # closing releases its flock
+                setattr(self, name, None)
+
+
+def _join_users(directory: Path) -> int | None:
+    """Hold ``store.users`` shared for as long as this process uses the store: ``audiobench cache prune`` removes
+    a store only when it gets that file exclusively, so never one a live process has open. A store pruned while
+    this process waited for the lock is made again. None where the file cannot be opened (a read-only cache,
+    which nothing prunes)."""
+    while True:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(directory / USERS_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            try:
+                descriptor = os.open(directory / USERS_FILE, os.O_RDONLY)
+            except OSError:
+                return None
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        try:
+            if os.stat(directory / USERS_FILE).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)  # the store was removed while this process waited: join the one made anew
 
 
 USE_MARK_INTERVAL_S = 60.0  # how often a process using a store renews its last-use time
@@ -107,8 +136,12 @@ class ShardStore:
         self._db.close()
 
     def _local(self) -> _ProcessState:
+        """This process's state; the first call of a process joins the store's users (see :func:`_join_users`),
+        before it opens the index."""
         if self._state is None or self._state.pid != os.getpid():
-            self._state = _ProcessState()  # after fork: the parent's shard and maps stay the parent's
+            state = _ProcessState()  # after fork: the parent's shard and maps stay the parent's
+            state.users_file = _join_users(self.directory)
+            self._state = state
         return self._state
 
     @contextlib.contextmanager
@@ -169,6 +202,7 @@ class ShardStore:
 
     # -- reading ---------------------------------------------------------------------------------------
     def _rows(self, keys: Sequence[str], columns: str) -> dict[str, tuple]:
+        self._local()
         rows = self._db.select_in(f"SELECT {columns} FROM entries WHERE key IN ({{}})", list(keys))
         return {row[0]: row for row in rows}
 
@@ -181,6 +215,7 @@ class ShardStore:
         return not self.missing([key])
 
     def __len__(self) -> int:
+        self._local()
         return self._db.run(lambda connection: connection.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
     def location(self, key: str) -> tuple[Path, int, int]:
@@ -277,6 +312,7 @@ class ShardStore:
 
     def delete(self, keys: Sequence[str]) -> None:
         """Remove the index rows of ``keys`` (their bytes stay in the shards, unreferenced)."""
+        self._local()
         self._db.execute_many("DELETE FROM entries WHERE key = ?", [(key,) for key in keys])
 
     def _damage(self, row: _Row, reason: str) -> None:

@@ -305,10 +305,15 @@ def test_a_spurious_ast_recursion_mismatch_is_parsed_again(monkeypatch) -> None:
     assert code_version.source_digest("x = 1\n") == code_version.source_digest("x = 1  # same code\n")
     assert len(calls) == 3
 
-    for message in ("something else", "AST constructor recursion depth mismatch (before=1, after=2)"):
+    for message, attempts in (("something else", 1),  # another SystemError: raised at once
+                              ("AST constructor recursion depth mismatch (before=1, after=2)", 3)):  # not forever
+        calls.clear()
+
         def failing(source, *args, message=message, **kwargs):
+            calls.append(source)
             raise SystemError(message)
 
         monkeypatch.setattr(code_version.ast, "parse", failing)
-        with pytest.raises(SystemError, match=message[:14]):  # another error at once, a mismatch not forever
+        with pytest.raises(SystemError, match=message[:14]):
             code_version.source_digest("x = 1\n")
+        assert len(calls) == attempts == (1 if message == "something else" else code_version.PARSE_ATTEMPTS)

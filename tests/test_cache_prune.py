@@ -93,14 +93,49 @@ def test_a_store_in_use_is_kept_and_named(filled, tmp_path) -> None:
     cache = _copy(filled, tmp_path)
     (audio,) = [p for p in find_stores(cache) if p.parent.name == "audio"]
     _age(audio, 40)
-    descriptor = os.open(audio / LOCK_FILE, os.O_RDWR)
+    held = os.open(audio / LOCK_FILE, os.O_RDWR)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH)  # as a run reading the store holds it
+        fcntl.flock(held, fcntl.LOCK_SH)  # a reader in the middle of a read (or a compaction)
         (item,) = prune(cache, 30 * DAY)
         assert (item.path, item.outcome) == (audio, IN_USE) and audio.is_dir()
     finally:
-        os.close(descriptor)
+        os.close(held)
+    user = ShardStore(audio)
+    assert len(user) > 0  # a run that has the store open, between two of its reads
+    _age(audio, 40)
+    (item,) = prune(cache, 30 * DAY)
+    assert item.outcome == IN_USE and audio.is_dir()
+    assert all(array is not None for array in user.get_many(_keys(audio)))  # the run goes on unharmed
+    user.close()  # the run is done with it
+    _age(audio, 40)
     assert [item.outcome for item in prune(cache, 30 * DAY)] == [REMOVED] and not audio.exists()
+
+
+def _keys(store: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(store / "index.sqlite") as index:
+        return [key for (key,) in index.execute("SELECT key FROM entries")]
+
+
+def test_a_store_removed_before_its_first_use_is_made_anew(tmp_path) -> None:
+    store = ShardStore(tmp_path / "store")  # a run has made its store object but not used it yet
+    import shutil
+
+    shutil.rmtree(tmp_path / "store")  # pruned meanwhile
+    store.put_many([("a", np.arange(3, dtype=np.float32))])
+    np.testing.assert_array_equal(store.get_many(["a"])[0], np.arange(3, dtype=np.float32))
+    assert (tmp_path / "store" / "store.users").is_file()
+    store.close()
+
+
+def test_a_store_made_before_the_use_mark_counts_its_newest_file(tmp_path) -> None:
+    store = ShardStore(tmp_path / "store")
+    store.put_many([("a", np.arange(3, dtype=np.float32))])
+    store.close()
+    _age(tmp_path / "store" / LOCK_FILE, 40)  # as made long ago by a version that never touched it
+    assert store_last_used(tmp_path / "store") > time.time() - 60  # but written just now
+    assert prune(tmp_path, 30 * DAY) == []
 
 
 def test_using_a_store_or_a_split_entry_renews_its_last_use(tmp_path, monkeypatch) -> None:
@@ -117,7 +152,7 @@ def test_using_a_store_or_a_split_entry_renews_its_last_use(tmp_path, monkeypatc
     monkeypatch.setattr(shards, "USE_MARK_INTERVAL_S", 3600.0)  # a process marks a store at most that often
     busy = ShardStore(tmp_path / "store")
     busy.get_many(["a"])
-    _age(tmp_path / "store" / LOCK_FILE, 40)
+    _age(tmp_path / "store", 40)
     busy.get_many(["a"])
     assert store_last_used(tmp_path / "store") < time.time() - 39 * DAY
     busy.close()
@@ -130,14 +165,12 @@ def test_using_a_store_or_a_split_entry_renews_its_last_use(tmp_path, monkeypatc
     assert entry.stat().st_mtime > time.time() - 60
 
 
-def test_a_left_over_feature_matrix_goes(tmp_path) -> None:
-    matrix = tmp_path / "features" / "0123"
+def test_feature_matrices_are_never_pruned(tmp_path) -> None:
+    matrix = tmp_path / "features" / "0123"  # a running streaming probe's, or one an interrupted run left
     matrix.mkdir(parents=True)
-    (matrix / "rows.f32").write_bytes(bytes(64))
-    assert prune(tmp_path, 30 * DAY) == []
+    (matrix / "shard-00000.f32").write_bytes(bytes(64))
     _age(matrix, 40)
-    (item,) = prune(tmp_path, 30 * DAY)
-    assert (item.kind, item.nbytes, item.outcome) == ("feature matrix", 64, REMOVED) and not matrix.exists()
+    assert prune(tmp_path, 0.0) == [] and matrix.is_dir()
 
 
 def test_the_command(filled, tmp_path) -> None:

@@ -282,10 +282,21 @@ def input_pipeline_changed(record: dict) -> bool | None:
     return input_pipeline(int(block["sample_rate"]))["implementation"] != block["implementation"]
 
 
+def same_python(record: dict) -> bool:
+    """Whether a record was made under this Python's major.minor version: code versions are digests of syntax
+    trees, whose ``ast.dump`` changes between Python versions (3.12 added ``type_params``), so only then can they
+    be compared."""
+    made = str((record.get("provenance") or {}).get("python") or "").split(".")[:2]
+    return made == [str(sys.version_info.major), str(sys.version_info.minor)]
+
+
 def record_code_changes(record: dict) -> list[str] | None:
     """What of a result record's code differs from today's: ``"model"`` (see :func:`model_code_changed`),
     ``"input pipeline"`` (see :func:`input_pipeline_changed`) and ``"protocol"`` (its ``protocol.implementation``
-    against :func:`protocol_version` now). None when none can be compared (the record names no code versions)."""
+    against :func:`protocol_version` now). None when none can be compared (the record names no code versions, or
+    was made under another Python version, see :func:`same_python`)."""
+    if not same_python(record):
+        return None
     model, protocol = record.get("model") or {}, record.get("protocol") or {}
     changes, compared = [], False
     for name, changed in (("model", model_code_changed(model)), ("input pipeline", input_pipeline_changed(record))):

@@ -94,6 +94,16 @@ def test_record_made_by_other_code_fails(synthetic_results: Path, tmp_path: Path
         (row,) = [r for r in _rows(result) if r["quantity"] == "code version"]
         assert row["status"] == "FAIL" and row["measured"] == f"{changed} changed"
         assert "re-run `audiobench run --task synthetic" in row["note"]
+    elsewhere = tmp_path / "other_python"  # made under another Python: its code versions cannot be compared
+    elsewhere.mkdir()
+    doctored = json.loads(json.dumps(record))
+    doctored["model"]["fingerprint"]["implementation"] = "0" * 16
+    doctored["provenance"]["python"] = "2.7.18"
+    (elsewhere / original.name).write_text(json.dumps(doctored))
+    shutil.copy(predictions_path(original), elsewhere)
+    (row,) = [r for r in _rows(check("--section", "records", "--results", str(elsewhere)))
+              if r["quantity"] == "code version"]
+    assert row["status"] == "skip" and "made under Python 2.7.18" in row["note"]
     unversioned = tmp_path / "unversioned"
     unversioned.mkdir()
     record["model"].pop("code_roots")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiobench.code_version import record_code_changes
+from audiobench.code_version import record_code_changes, same_python
 from audiobench.errors import AudiobenchError
 from audiobench.report.checks import FAIL, PASS, SKIP, CheckRow, within
 from audiobench.report.records import RecordFile
@@ -30,8 +30,11 @@ def _code_row(record: RecordFile) -> CheckRow:
     by other code stands for code that no longer exists, even when its numbers still reproduce: re-run it)."""
     changes = record_code_changes(record.record)
     if changes is None:
-        return CheckRow(SECTION, record.path.name, "code version", None, None, "-", SKIP,
-                        "the record names no model, input pipeline or protocol code version to compare")
+        made = (record.record.get("provenance") or {}).get("python")
+        why = ("the record names no model, input pipeline or protocol code version to compare" if same_python(
+            record.record) else f"made under Python {made}: code versions compare only under the same Python "
+                                "version (their syntax trees differ); the reproduce section re-runs it")
+        return CheckRow(SECTION, record.path.name, "code version", None, None, "-", SKIP, why)
     if not changes:
         return CheckRow(SECTION, record.path.name, "code version", "current", "current", "exact", PASS,
                         "made by today's model, input pipeline and protocol code")

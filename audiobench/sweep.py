@@ -118,7 +118,7 @@ class RecordKey:
                     and record["provenance"].get("seed") == self.seed and same_splits
                     and all(_plain(protocol[k]) == v for k, v in self.settings.items() if k in protocol)
                     and _plain(record.get("dataset", {}).get("options") or {}) == self.dataset_options
-                    and record.get("embeddings", {}).get("precision", self.precision) == self.precision
+                    and record.get("embeddings", {}).get("precision", "fp32") == self.precision  # absent: fp32
                     and (self.implementation is None or protocol.get("implementation") == self.implementation)
                     and model_code_changed(model) is not True and input_pipeline_changed(record) is not True
                     and self.weights.named_by(model))

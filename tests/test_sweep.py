@@ -141,6 +141,11 @@ def test_a_record_matches_only_its_own_configuration(swept: tuple[Path, list], t
     shutil.copy(predictions, tmp_path / "bf16" / predictions.name)
     (tmp_path / "bf16" / "r.json").write_text(json.dumps({**record, "embeddings": {"precision": "bf16"}}))
     assert find_existing(config, tmp_path / "bf16") is None
+    (tmp_path / "unstated").mkdir()  # records before --precision (and event records before 2026-12-07): fp32
+    shutil.copy(predictions, tmp_path / "unstated" / predictions.name)
+    (tmp_path / "unstated" / "r.json").write_text(json.dumps({**record, "embeddings": {}}))
+    assert find_existing(config, tmp_path / "unstated") is not None
+    assert find_existing(dataclasses.replace(config, precision="bf16"), tmp_path / "unstated") is None
     assert record["protocol"]["implementation"] == protocol_version("linear-probe")
     unversioned = {key: value for key, value in record["protocol"].items() if key != "implementation"}
     for name, block in {"older_code": {**record["protocol"], "implementation": "0123456789abcdef"},

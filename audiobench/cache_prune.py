@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from audiobench.protocols.split_cache import DIRECTORY as SPLIT_CACHE
 from audiobench.shard_compaction import find_stores
 from audiobench.shards import LOCK_FILE, USERS_FILE
 
-SPLIT_CACHE = "probe-outputs"
 REMOVED, WOULD_REMOVE, IN_USE = "removed", "would be removed", "kept: in use by a run"
 NOT_REMOVED = "kept: could not be removed"
 
